@@ -1,0 +1,355 @@
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import Synchronization
+
+/// The session as the server created it. The CSRF token and the cookie are
+/// secrets: they never reach a log, a signal or an error.
+public struct ICWSSession: Sendable {
+    public var base: ServerURL
+    public var sessionId: String
+    public var csrfToken: Secret
+    /// The `Cookie` header value built from the login's `Set-Cookie` headers.
+    public var cookie: Secret
+    public var userId: String
+    public var userDisplayName: String
+    public var icServer: String?
+    /// `featureId` → version.
+    public var features: [String: Int]
+    public var alternateHosts: [String]
+
+    public func featureVersion(_ id: String) -> Int { features[id] ?? 0 }
+}
+
+public enum MessagingMode: String, Sendable, CaseIterable {
+    case auto, sse, poll
+}
+
+/// HTTP settings of the ICWS client.
+public struct ICWSClientConfiguration: Sendable {
+    /// Extra CA certificates (PEM) trusted beside the system store.
+    public var caFile: String?
+    public var requestTimeout: Duration
+    public var connectTimeout: Duration
+    public var language: String
+    public var applicationName: String
+    /// Largest response body read for a normal call.
+    public var maxBodyBytes: Int
+
+    public init(
+        caFile: String? = nil, requestTimeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(10),
+        language: String = "en-us", applicationName: String = "icws-bridge", maxBodyBytes: Int = 64 << 20
+    ) {
+        self.caFile = caFile
+        self.requestTimeout = requestTimeout
+        self.connectTimeout = connectTimeout
+        self.language = language
+        self.applicationName = applicationName
+        self.maxBodyBytes = maxBodyBytes
+    }
+}
+
+extension Duration {
+    var timeAmount: TimeAmount {
+        let (s, atto) = components
+        return .nanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+    }
+
+    public var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) / 1e18
+    }
+}
+
+/// The ICWS REST calls over AsyncHTTPClient.
+public final class ICWSClient: Sendable {
+    public let configuration: ICWSClientConfiguration
+    let http: HTTPClient
+    let logger: Logger
+    static let mediaType = "application/vnd.inin.icws+JSON"
+
+    public init(configuration: ICWSClientConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile = configuration.caFile {
+            tls.additionalTrustRoots = [.file(caFile)]
+        }
+        var config = HTTPClient.Configuration(
+            tlsConfiguration: tls,
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: configuration.connectTimeout.timeAmount, read: nil))
+        config.connectionPool.idleTimeout = .seconds(30)
+        config.httpVersion = .http1Only
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }
+
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    // MARK: Login and logout
+
+    /// `POST {base}/icws/connection?include=features,effective-station`.
+    public func login(base: ServerURL, userId: String, password: Secret) async throws(ICWSError) -> ICWSSession {
+        let body: JSONValue = .object([
+            ("__type", "urn:inin.com:connection:icAuthConnectionRequestSettings"),
+            ("applicationName", .string(configuration.applicationName)),
+            ("userID", .string(userId)),
+            ("password", .string(password.value)),
+        ])
+        var request = HTTPClientRequest(url: base.url("/icws/connection?include=features,effective-station"))
+        request.method = .POST
+        request.headers.add(name: "Accept-Language", value: configuration.language)
+        request.headers.add(name: "Accept", value: Self.mediaType)
+        request.headers.add(name: "Content-Type", value: Self.mediaType + ";charset=utf-8")
+        request.body = .bytes(ByteBuffer(string: body.serialized()))
+        let (status, headers, bytes) = try await send(request)
+        guard status == 201 || status == 200 else {
+            throw ICWSError.fromResponse(status: status, body: bytes, wwwAuthenticate: headers["www-authenticate"])
+        }
+        guard let json = try? JSONValue.parse(bytes), case .object = json else {
+            throw ICWSError(kind: .invalidResponse, message: "login response is not a JSON object")
+        }
+        guard let sessionId = headers.first(name: "ININ-ICWS-Session-ID") ?? json["sessionId"]?.stringValue,
+            !sessionId.isEmpty
+        else { throw ICWSError(kind: .invalidResponse, message: "login response has no sessionId") }
+        guard let csrf = headers.first(name: "ININ-ICWS-CSRF-Token") ?? json["csrfToken"]?.stringValue, !csrf.isEmpty
+        else { throw ICWSError(kind: .invalidResponse, message: "login response has no csrfToken") }
+        let cookie = headers["set-cookie"].compactMap { line -> String? in
+            let pair = line.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces } ?? ""
+            return pair.contains("=") ? pair : nil
+        }.joined(separator: "; ")
+        var features: [String: Int] = [:]
+        for f in json["features"]?.arrayValue ?? [] {
+            if let id = f["featureId"]?.stringValue, let v = f["version"]?.intValue { features[id] = Int(v) }
+        }
+        return ICWSSession(
+            base: base, sessionId: sessionId, csrfToken: Secret(csrf), cookie: Secret(cookie),
+            userId: json["userID"]?.stringValue ?? userId,
+            userDisplayName: json["userDisplayName"]?.stringValue ?? json["userID"]?.stringValue ?? userId,
+            icServer: json["icServer"]?.stringValue, features: features,
+            alternateHosts: (json["alternateHostList"]?.arrayValue ?? []).compactMap(\.stringValue).filter { !$0.isEmpty })
+    }
+
+    /// `DELETE /icws/{sessionId}/connection`.
+    public func logout(_ session: ICWSSession) async throws(ICWSError) {
+        _ = try await call(session, .DELETE, "/connection", accept: [200, 204, 404])
+    }
+
+    // MARK: Session calls
+
+    /// One call on the session; answers the parsed body (nil when empty).
+    /// Statuses outside `accept` become an `ICWSError`.
+    @discardableResult
+    public func call(
+        _ session: ICWSSession, _ method: HTTPMethod, _ path: String, body: JSONValue? = nil,
+        accept: Set<Int> = [200, 201, 202, 204]
+    ) async throws(ICWSError) -> JSONValue? {
+        var request = HTTPClientRequest(url: session.base.url("/icws/\(session.sessionId)\(path)"))
+        request.method = method
+        addSessionHeaders(&request, session)
+        request.headers.add(name: "Accept", value: Self.mediaType)
+        if let body {
+            request.headers.add(name: "Content-Type", value: Self.mediaType + ";charset=utf-8")
+            request.body = .bytes(ByteBuffer(string: body.serialized()))
+        }
+        let (status, headers, bytes) = try await send(request)
+        guard accept.contains(status) else {
+            throw ICWSError.fromResponse(status: status, body: bytes, wwwAuthenticate: headers["www-authenticate"])
+        }
+        if bytes.isEmpty { return nil }
+        return try? JSONValue.parse(bytes)
+    }
+
+    func addSessionHeaders(_ request: inout HTTPClientRequest, _ session: ICWSSession) {
+        request.headers.add(name: "Accept-Language", value: configuration.language)
+        request.headers.add(name: "ININ-ICWS-CSRF-Token", value: session.csrfToken.value)
+        if !session.cookie.value.isEmpty { request.headers.add(name: "Cookie", value: session.cookie.value) }
+    }
+
+    private func send(_ request: HTTPClientRequest) async throws(ICWSError) -> (Int, HTTPHeaders, [UInt8]) {
+        do {
+            let response = try await http.execute(request, timeout: configuration.requestTimeout.timeAmount, logger: logger)
+            var body = try await response.body.collect(upTo: configuration.maxBodyBytes)
+            return (Int(response.status.code), response.headers, body.readBytes(length: body.readableBytes) ?? [])
+        } catch {
+            throw Self.mapTransport(error)
+        }
+    }
+
+    static func mapTransport(_ error: any Error) -> ICWSError {
+        if let e = error as? ICWSError { return e }
+        if let e = error as? HTTPClientError {
+            if e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout {
+                return ICWSError(kind: .timeout, message: "no answer in time")
+            }
+            return ICWSError(kind: .transport, message: String(describing: e))
+        }
+        if error is CancellationError { return ICWSError(kind: .transport, message: "cancelled") }
+        return ICWSError(kind: .transport, message: String(describing: error))
+    }
+
+    // MARK: Station and subscriptions
+
+    public func putStation(_ session: ICWSSession, _ settings: StationSettings) async throws(ICWSError) {
+        try await call(session, .PUT, "/connection/station", body: settings.json, accept: [200, 201, 204])
+    }
+
+    public func getStation(_ session: ICWSSession) async throws(ICWSError) -> StationInformation {
+        guard let json = try await call(session, .GET, "/connection/station", accept: [200]) else {
+            throw ICWSError(kind: .invalidResponse, message: "empty station information")
+        }
+        do { return try StationInformation.decode(json, field: "station") } catch {
+            throw ICWSError(kind: .invalidResponse, message: error.description)
+        }
+    }
+
+    public func deleteStation(_ session: ICWSSession) async throws(ICWSError) {
+        try await call(session, .DELETE, "/connection/station", accept: [200, 204])
+    }
+
+    /// `GET /icws/{sessionId}/connection`: (connectionState, reason, shouldReconnect).
+    public func connectionState(_ session: ICWSSession) async throws(ICWSError) -> (state: UInt32, reason: String, shouldReconnect: Bool?) {
+        guard let json = try await call(session, .GET, "/connection", accept: [200]) else {
+            throw ICWSError(kind: .invalidResponse, message: "empty connection state")
+        }
+        var r = FieldReader(json, prefix: "")
+        do throws(MessageDecodeError) {
+            return (
+                try r.requiredEnum("connectionState", ICWSEnum.connectionState), try r.optionalString("reason") ?? "",
+                try r.optionalBool("shouldReconnect")
+            )
+        } catch { throw ICWSError(kind: .invalidResponse, message: error.description) }
+    }
+
+    public func subscribeStation(_ session: ICWSSession) async throws(ICWSError) {
+        try await call(session, .PUT, "/messaging/subscriptions/connection/station", accept: [200, 201, 204])
+    }
+
+    public func subscribeAlerting(_ session: ICWSSession, attributeNames: [String]) async throws(ICWSError) {
+        let body: JSONValue = .object([("attributeNames", .array(attributeNames.map { .string($0) }))])
+        try await call(session, .PUT, "/messaging/subscriptions/interaction-alerting", body: body, accept: [200, 201, 204])
+    }
+
+    public func unsubscribeAlerting(_ session: ICWSSession) async throws(ICWSError) {
+        try await call(session, .DELETE, "/messaging/subscriptions/interaction-alerting", accept: [200, 204, 404])
+    }
+
+    public func subscribeUsers(_ session: ICWSSession, _ sub: UsersSubscription) async throws(ICWSError) {
+        try await call(
+            session, .PUT, "/messaging/subscriptions/configuration/users/\(Self.pathComponent(sub.subscriptionId))",
+            body: sub.json, accept: [200, 201, 204])
+    }
+
+    public func unsubscribeUsers(_ session: ICWSSession, subscriptionId: String) async throws(ICWSError) {
+        try await call(
+            session, .DELETE, "/messaging/subscriptions/configuration/users/\(Self.pathComponent(subscriptionId))",
+            accept: [200, 204, 404])
+    }
+
+    static func pathComponent(_ s: String) -> String {
+        var out = ""
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
+                UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            default:
+                let hex = String(b, radix: 16, uppercase: true)
+                out += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return out
+    }
+
+    // MARK: Messaging
+
+    /// One short poll: the decoded messages, in order; malformed ones as errors.
+    public func poll(_ session: ICWSSession) async throws(ICWSError) -> [Result<ICWSMessage, MessageDecodeError>] {
+        guard let json = try await call(session, .GET, "/messaging/messages", accept: [200]) else { return [] }
+        guard case .array(let items) = json else {
+            throw ICWSError(kind: .invalidResponse, message: "poll response is not a JSON array")
+        }
+        return items.map { item in
+            do throws(MessageDecodeError) { return .success(try ICWSMessage.decode(item)) } catch { return .failure(error) }
+        }
+    }
+
+    /// Opens the server-sent event stream and feeds every event and keep-alive
+    /// to `handler` until the stream ends (returns normally), breaks (throws),
+    /// or nothing at all arrives for `stallTimeout` (throws a timeout).
+    public func streamEvents(
+        _ session: ICWSSession, stallTimeout: Duration, maxEventBytes: Int,
+        handler: @escaping @Sendable (SSEParser.Output) async -> Void
+    ) async throws(ICWSError) {
+        var request = HTTPClientRequest(url: session.base.url("/icws/\(session.sessionId)/messaging/messages"))
+        request.method = .GET
+        addSessionHeaders(&request, session)
+        request.headers.add(name: "Accept", value: "text/event-stream")
+        request.headers.add(name: "Cache-Control", value: "no-cache")
+        let lastActivity = LockedValue(ContinuousClock.now)
+        let streamRequest = request
+        let http = self.http
+        let logger = self.logger
+        let connectTimeout = configuration.requestTimeout
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    let response = try await http.execute(streamRequest, deadline: .now() + connectTimeout.timeAmount, logger: logger)
+                    guard response.status.code == 200 else {
+                        var body = try await response.body.collect(upTo: 1 << 20)
+                        throw ICWSError.fromResponse(
+                            status: Int(response.status.code), body: body.readBytes(length: body.readableBytes) ?? [],
+                            wwwAuthenticate: response.headers["www-authenticate"])
+                    }
+                    var parser = SSEParser(maxEventBytes: maxEventBytes)
+                    var outputs: [SSEParser.Output] = []
+                    for try await chunk in response.body {
+                        lastActivity.set(.now)
+                        try chunk.withUnsafeReadableBytes { raw in
+                            try parser.feed(raw) { outputs.append($0) }
+                        }
+                        for o in outputs { await handler(o) }
+                        outputs.removeAll(keepingCapacity: true)
+                    }
+                }
+                group.addTask {
+                    let tick = min(stallTimeout / 4, .seconds(1))
+                    while true {
+                        try await Task.sleep(for: tick)
+                        let idle = ContinuousClock.now - lastActivity.get()
+                        if idle > stallTimeout {
+                            throw ICWSError(kind: .timeout, message: "message stream stalled for \(Int(idle.seconds)) s")
+                        }
+                    }
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        } catch let e as SSEParseError {
+            throw ICWSError(kind: .invalidResponse, message: e.description)
+        } catch {
+            throw Self.mapTransport(error)
+        }
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: String {
+        String(self.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+}
+
+/// A value behind a lock that closures can share (a `Mutex` cannot be captured).
+public final class LockedValue<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    public init(_ value: Value) { mutex = Mutex(value) }
+    public func get() -> Value { mutex.withLock { $0 } }
+    public func set(_ value: Value) { mutex.withLock { $0 = value } }
+    @discardableResult
+    public func update<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}

@@ -1,0 +1,438 @@
+/// ICWS enums travel as integers; these name the values the bridge uses.
+/// Decoding accepts the integer or the member name (case-insensitive); an
+/// integer outside the known range passes through unchanged.
+public enum ICWSEnum {
+    public static let connectionState = ["none", "up", "down"]
+    public static let stationSetting = ["none", "workstation", "remoteWorkstation", "remoteNumber"]
+    public static let mediaType = [
+        "none", "call", "chat", "email", "generic", "callback", "smsMessage", "workItem", "directMessage",
+        "socialConversation",
+    ]
+    public static let alertType = ["none", "user", "station", "workgroup", "stationGroup", "acdUser", "acdStation"]
+    public static let alertAction = ["none", "startAlerting", "stopAlerting"]
+    public static let queueType = ["system", "user", "workgroup", "station"]
+    public static let subscriptionState = ["none", "normal", "suspended", "faulted"]
+    public static let stationConnectionMode = [
+        "default", "independentofSession", "independentConnectionsLogoutWithSession",
+    ]
+
+    static func decode(_ value: JSONValue, names: [String], field: String) throws(MessageDecodeError) -> UInt32 {
+        switch value {
+        case .int(let i) where i >= 0 && i <= Int64(UInt32.max): return UInt32(i)
+        case .double(let d) where d >= 0 && d <= Double(UInt32.max) && d.rounded() == d: return UInt32(d)
+        case .string(let s):
+            if let i = names.firstIndex(where: { $0.caseInsensitiveCompare(s) }) { return UInt32(i) }
+            if let i = UInt32(s) { return i }
+            throw MessageDecodeError(field: field, reason: "unknown value \"\(s.prefix(64))\"")
+        default: throw MessageDecodeError(field: field, reason: "expected an enum value")
+        }
+    }
+}
+
+extension String {
+    func caseInsensitiveCompare(_ other: String) -> Bool { lowercased() == other.lowercased() }
+}
+
+/// A message that could not be understood; the session goes on without it.
+public struct MessageDecodeError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var messageType: String?
+    public var field: String
+    public var reason: String
+
+    public init(messageType: String? = nil, field: String, reason: String) {
+        self.messageType = messageType
+        self.field = field
+        self.reason = reason
+    }
+
+    public var description: String {
+        let where_ = field.isEmpty ? "" : " field \(field)"
+        return "malformed ICWS message \(messageType ?? "")\(where_): \(reason)"
+    }
+}
+
+/// A value that must never be printed: its description is redacted.
+public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let value: String
+    public init(_ value: String) { self.value = value }
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "<redacted>" }
+}
+
+public struct StationInformation: Sendable, Equatable {
+    public var id: String?
+    public var `extension`: String?
+    public var canBeDialed: Bool?
+    public var ringAlways: Bool?
+    public var sipAddress: String?
+    public var sipUser: String?
+    public var sipPassword: Secret?
+    public var remoteNumber: String?
+    public var managedIPPhone: String?
+    public var emergencyResponderLocationID: String?
+    public var stationSetting: UInt32?
+    public var allowedMediaTypes: [UInt32]?
+
+    public init() {}
+
+    public static func decode(_ json: JSONValue, field: String) throws(MessageDecodeError) -> StationInformation {
+        guard case .object = json else { throw MessageDecodeError(field: field, reason: "expected an object") }
+        var s = StationInformation()
+        var r = FieldReader(json, prefix: field)
+        s.id = try r.optionalString("id")
+        s.extension = try r.optionalString("extension")
+        s.canBeDialed = try r.optionalBool("canBeDialed")
+        s.ringAlways = try r.optionalBool("ringAlways")
+        s.sipAddress = try r.optionalString("sipAddress")
+        s.sipUser = try r.optionalString("sipUser")
+        s.sipPassword = try r.optionalString("sipPassword").map(Secret.init)
+        s.remoteNumber = try r.optionalString("remoteNumber")
+        s.managedIPPhone = try r.optionalString("managedIPPhone")
+        s.emergencyResponderLocationID = try r.optionalString("emergencyResponderLocationID")
+        s.stationSetting = try r.optionalEnum("stationSetting", ICWSEnum.stationSetting)
+        s.allowedMediaTypes = try r.optionalEnumArray("allowedMediaTypes", ICWSEnum.mediaType)
+        return s
+    }
+}
+
+public struct ConnectionStateChangeMessage: Sendable, Equatable {
+    public var isDelta: Bool
+    public var previousConnectionState: UInt32
+    public var newConnectionState: UInt32
+    public var reason: String
+    public var shouldReconnect: Bool?
+}
+
+public struct StationConnectionStateChangeMessage: Sendable, Equatable {
+    public var isDelta: Bool
+    public var previousStationInfo: StationInformation?
+    public var newStationInfo: StationInformation
+}
+
+public struct InteractionAlertDetail: Sendable, Equatable {
+    public var interactionId: String
+    public var interactionType: String
+    public var name: String
+    public var address: String
+    public var alertType: UInt32
+    public var alertAction: UInt32
+    public var autoAnswer: Bool
+    public var queueType: UInt32?
+    public var queueName: String?
+    public var attributes: [(String, String)]
+
+    public init(
+        interactionId: String, interactionType: String = "", name: String = "", address: String = "",
+        alertType: UInt32 = 0, alertAction: UInt32 = 1, autoAnswer: Bool = false, queueType: UInt32? = nil,
+        queueName: String? = nil, attributes: [(String, String)] = []
+    ) {
+        self.interactionId = interactionId
+        self.interactionType = interactionType
+        self.name = name
+        self.address = address
+        self.alertType = alertType
+        self.alertAction = alertAction
+        self.autoAnswer = autoAnswer
+        self.queueType = queueType
+        self.queueName = queueName
+        self.attributes = attributes
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.interactionId == b.interactionId && a.interactionType == b.interactionType && a.name == b.name
+            && a.address == b.address && a.alertType == b.alertType && a.alertAction == b.alertAction
+            && a.autoAnswer == b.autoAnswer && a.queueType == b.queueType && a.queueName == b.queueName
+            && a.attributes.elementsEqual(b.attributes, by: { $0 == $1 })
+    }
+}
+
+public struct InteractionAlertingMessage: Sendable, Equatable {
+    public var isDelta: Bool
+    public var details: [InteractionAlertDetail]
+}
+
+/// One user of a `usersMessage`: its id, display name and the subscribed
+/// properties exactly as the server sent them (JSON null means "cleared").
+public struct UserEntry: Sendable, Equatable {
+    public var id: String
+    public var displayName: String?
+    public var properties: [(String, JSONValue)]
+
+    public init(id: String, displayName: String? = nil, properties: [(String, JSONValue)] = []) {
+        self.id = id
+        self.displayName = displayName
+        self.properties = properties
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.id == b.id && a.displayName == b.displayName
+            && a.properties.elementsEqual(b.properties, by: { $0.0 == $1.0 && $0.1 == $1.1 })
+    }
+}
+
+public struct UsersMessage: Sendable, Equatable {
+    public var isDelta: Bool
+    public var subscriptionId: String?
+    public var added: [UserEntry]
+    public var changed: [UserEntry]
+    public var removed: [String]
+}
+
+public struct AsyncOperationCompletedMessage: Sendable, Equatable {
+    public var requestId: String
+    public var errorMessage: String?
+}
+
+public struct SubscriptionStateMessage: Sendable, Equatable {
+    public var isDelta: Bool
+    public var subscriptionId: String?
+    public var state: UInt32
+    public var errorMessage: String?
+}
+
+/// Every ICWS message the bridge knows, plus anything else passed on raw.
+public enum ICWSMessage: Sendable, Equatable {
+    case connectionStateChange(ConnectionStateChangeMessage)
+    case stationConnectionStateChange(StationConnectionStateChangeMessage)
+    case interactionAlerting(InteractionAlertingMessage)
+    case users(UsersMessage)
+    case asyncOperationCompleted(AsyncOperationCompletedMessage)
+    case subscriptionState(SubscriptionStateMessage)
+    /// An unknown `__type`: never an error, the raw JSON goes on.
+    case unknown(type: String, raw: JSONValue)
+
+    public enum TypeURN {
+        public static let connectionStateChange = "urn:inin.com:connection:connectionStateChangeMessage"
+        public static let stationConnectionStateChange = "urn:inin.com:connection:stationConnectionStateChangeMessage"
+        public static let interactionAlerting = "urn:inin.com:interactions:interactionAlertingMessage"
+        public static let users = "urn:inin.com:configuration.people:usersMessage"
+        public static let asyncOperationCompleted = "urn:inin.com:messaging:asyncOperationCompletedMessage"
+        public static let subscriptionState = "urn:inin.com:messaging:subscriptionStateMessage"
+    }
+
+    /// Decodes one message from its JSON text (one SSE `data:` or one poll element).
+    public static func decode(text: some Collection<UInt8>) throws(MessageDecodeError) -> ICWSMessage {
+        let json: JSONValue
+        do { json = try JSONValue.parse(text) } catch { throw MessageDecodeError(field: "", reason: error.description) }
+        return try decode(json)
+    }
+
+    public static func decode(_ json: JSONValue) throws(MessageDecodeError) -> ICWSMessage {
+        guard case .object = json else { throw MessageDecodeError(field: "", reason: "a message must be a JSON object") }
+        guard let type = json["__type"]?.stringValue else {
+            throw MessageDecodeError(field: "__type", reason: "missing")
+        }
+        do throws(MessageDecodeError) {
+            return try decodeKnown(type: type, json)
+        } catch {
+            var e = error
+            e.messageType = type
+            throw e
+        }
+    }
+
+    private static func decodeKnown(type: String, _ json: JSONValue) throws(MessageDecodeError) -> ICWSMessage {
+        var r = FieldReader(json, prefix: "")
+        let isDelta = try r.optionalBool("isDelta") ?? false
+        switch type {
+        case TypeURN.connectionStateChange:
+            return .connectionStateChange(
+                ConnectionStateChangeMessage(
+                    isDelta: isDelta,
+                    previousConnectionState: try r.optionalEnum("previousConnectionState", ICWSEnum.connectionState) ?? 0,
+                    newConnectionState: try r.requiredEnum("newConnectionState", ICWSEnum.connectionState),
+                    reason: try r.optionalString("reason") ?? "",
+                    shouldReconnect: try r.optionalBool("shouldReconnect")))
+        case TypeURN.stationConnectionStateChange:
+            let previous = try json["previousStationInfo"].flatMap { v throws(MessageDecodeError) in
+                v.isNull ? nil : try StationInformation.decode(v, field: "previousStationInfo")
+            }
+            guard let newJSON = json["newStationInfo"], !newJSON.isNull else {
+                throw MessageDecodeError(field: "newStationInfo", reason: "missing")
+            }
+            return .stationConnectionStateChange(
+                StationConnectionStateChangeMessage(
+                    isDelta: isDelta, previousStationInfo: previous,
+                    newStationInfo: try StationInformation.decode(newJSON, field: "newStationInfo")))
+        case TypeURN.interactionAlerting:
+            let items = try r.requiredArray("alertingInteractionDetails")
+            var details: [InteractionAlertDetail] = []
+            details.reserveCapacity(items.count)
+            for (i, item) in items.enumerated() {
+                details.append(try decodeAlertDetail(item, field: "alertingInteractionDetails[\(i)]"))
+            }
+            return .interactionAlerting(InteractionAlertingMessage(isDelta: isDelta, details: details))
+        case TypeURN.users:
+            return .users(
+                UsersMessage(
+                    isDelta: isDelta,
+                    subscriptionId: try r.optionalString("subscriptionId"),
+                    added: try decodeUsers(json["added"], field: "added"),
+                    changed: try decodeUsers(json["changed"], field: "changed"),
+                    removed: try decodeRemoved(json["removed"])))
+        case TypeURN.asyncOperationCompleted:
+            var message: String?
+            if let err = json["error"], case .object = err {
+                message = err["message"]?.stringValue ?? err["errorId"]?.stringValue ?? "error"
+            }
+            return .asyncOperationCompleted(
+                AsyncOperationCompletedMessage(requestId: try r.requiredString("requestId"), errorMessage: message))
+        case TypeURN.subscriptionState:
+            var message: String?
+            if let err = json["error"], case .object = err { message = err["message"]?.stringValue }
+            return .subscriptionState(
+                SubscriptionStateMessage(
+                    isDelta: isDelta, subscriptionId: try r.optionalString("subscriptionId"),
+                    state: try r.optionalEnum("state", ICWSEnum.subscriptionState) ?? 0, errorMessage: message))
+        default:
+            return .unknown(type: type, raw: json)
+        }
+    }
+
+    private static func decodeAlertDetail(_ json: JSONValue, field: String) throws(MessageDecodeError)
+        -> InteractionAlertDetail
+    {
+        guard case .object = json else { throw MessageDecodeError(field: field, reason: "expected an object") }
+        var r = FieldReader(json, prefix: field)
+        var detail = InteractionAlertDetail(
+            interactionId: try r.requiredString("interactionId"),
+            interactionType: try r.optionalString("interactionType") ?? "",
+            name: try r.optionalString("name") ?? "",
+            address: try r.optionalString("address") ?? "",
+            alertType: try r.optionalEnum("alertType", ICWSEnum.alertType) ?? 0,
+            alertAction: try r.requiredEnum("alertAction", ICWSEnum.alertAction),
+            autoAnswer: try r.optionalBool("autoAnswer") ?? false)
+        if let queue = json["monitoredQueue"], case .object = queue {
+            var q = FieldReader(queue, prefix: field + ".monitoredQueue")
+            detail.queueType = try q.optionalEnum("queueType", ICWSEnum.queueType)
+            detail.queueName = try q.optionalString("queueName")
+        }
+        if let attrs = json["attributes"] {
+            switch attrs {
+            case .object(let members):
+                for (k, v) in members {
+                    switch v {
+                    case .string(let s): detail.attributes.append((k, s))
+                    case .null: continue
+                    case .int(let i): detail.attributes.append((k, String(i)))
+                    case .bool(let b): detail.attributes.append((k, b ? "true" : "false"))
+                    default: detail.attributes.append((k, v.serialized()))
+                    }
+                }
+            case .null: break
+            default: throw MessageDecodeError(field: field + ".attributes", reason: "expected an object")
+            }
+        }
+        return detail
+    }
+
+    private static func decodeUsers(_ json: JSONValue?, field: String) throws(MessageDecodeError) -> [UserEntry] {
+        guard let json, !json.isNull else { return [] }
+        guard case .array(let items) = json else { throw MessageDecodeError(field: field, reason: "expected an array") }
+        var users: [UserEntry] = []
+        users.reserveCapacity(items.count)
+        for (i, item) in items.enumerated() {
+            guard case .object(let members) = item else {
+                throw MessageDecodeError(field: "\(field)[\(i)]", reason: "expected an object")
+            }
+            guard let cid = item["configurationId"], case .object = cid,
+                let id = cid["id"]?.stringValue, !id.isEmpty
+            else { throw MessageDecodeError(field: "\(field)[\(i)].configurationId.id", reason: "missing") }
+            var entry = UserEntry(id: id, displayName: cid["displayName"]?.stringValue)
+            entry.properties.reserveCapacity(members.count - 1)
+            for (k, v) in members where k != "configurationId" && k != "__type" {
+                entry.properties.append((k, v))
+            }
+            users.append(entry)
+        }
+        return users
+    }
+
+    private static func decodeRemoved(_ json: JSONValue?) throws(MessageDecodeError) -> [String] {
+        guard let json, !json.isNull else { return [] }
+        guard case .array(let items) = json else { throw MessageDecodeError(field: "removed", reason: "expected an array") }
+        var ids: [String] = []
+        for (i, item) in items.enumerated() {
+            switch item {
+            case .string(let s): ids.append(s)
+            // Some peers see removed users as configuration ids; accept both.
+            case .object:
+                if let s = item["configurationId"]?["id"]?.stringValue ?? item["id"]?.stringValue {
+                    ids.append(s)
+                } else {
+                    throw MessageDecodeError(field: "removed[\(i)]", reason: "expected a user id")
+                }
+            default: throw MessageDecodeError(field: "removed[\(i)]", reason: "expected a user id")
+            }
+        }
+        return ids
+    }
+}
+
+/// Reads typed fields out of a JSON object with errors that name the field.
+struct FieldReader {
+    let json: JSONValue
+    let prefix: String
+
+    init(_ json: JSONValue, prefix: String) {
+        self.json = json
+        self.prefix = prefix
+    }
+
+    func name(_ key: String) -> String { prefix.isEmpty ? key : prefix + "." + key }
+
+    func value(_ key: String) -> JSONValue? {
+        guard let v = json[key], !v.isNull else { return nil }
+        return v
+    }
+
+    mutating func optionalString(_ key: String) throws(MessageDecodeError) -> String? {
+        guard let v = value(key) else { return nil }
+        switch v {
+        case .string(let s): return s
+        case .int(let i): return String(i)
+        default: throw MessageDecodeError(field: name(key), reason: "expected a string")
+        }
+    }
+
+    mutating func requiredString(_ key: String) throws(MessageDecodeError) -> String {
+        guard let s = try optionalString(key) else { throw MessageDecodeError(field: name(key), reason: "missing") }
+        return s
+    }
+
+    mutating func optionalBool(_ key: String) throws(MessageDecodeError) -> Bool? {
+        guard let v = value(key) else { return nil }
+        switch v {
+        case .bool(let b): return b
+        case .string(let s) where s.lowercased() == "true": return true
+        case .string(let s) where s.lowercased() == "false": return false
+        default: throw MessageDecodeError(field: name(key), reason: "expected a boolean")
+        }
+    }
+
+    mutating func optionalEnum(_ key: String, _ names: [String]) throws(MessageDecodeError) -> UInt32? {
+        guard let v = value(key) else { return nil }
+        return try ICWSEnum.decode(v, names: names, field: name(key))
+    }
+
+    mutating func requiredEnum(_ key: String, _ names: [String]) throws(MessageDecodeError) -> UInt32 {
+        guard let v = try optionalEnum(key, names) else { throw MessageDecodeError(field: name(key), reason: "missing") }
+        return v
+    }
+
+    mutating func optionalEnumArray(_ key: String, _ names: [String]) throws(MessageDecodeError) -> [UInt32]? {
+        guard let v = value(key) else { return nil }
+        guard case .array(let items) = v else { throw MessageDecodeError(field: name(key), reason: "expected an array") }
+        var out: [UInt32] = []
+        for (i, item) in items.enumerated() {
+            out.append(try ICWSEnum.decode(item, names: names, field: name(key) + "[\(i)]"))
+        }
+        return out
+    }
+
+    mutating func requiredArray(_ key: String) throws(MessageDecodeError) -> [JSONValue] {
+        guard let v = value(key) else { throw MessageDecodeError(field: name(key), reason: "missing") }
+        guard case .array(let items) = v else { throw MessageDecodeError(field: name(key), reason: "expected an array") }
+        return items
+    }
+}

@@ -1,0 +1,112 @@
+/// One server-sent event.
+public struct SSEEvent: Sendable, Equatable {
+    public var type: String
+    public var data: String
+    public var id: String?
+
+    public init(type: String = "message", data: String, id: String? = nil) {
+        self.type = type
+        self.data = data
+        self.id = id
+    }
+}
+
+public struct SSEParseError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// A streaming parser for `text/event-stream` (the WHATWG rules): lines end in
+/// LF, CR or CRLF (a CRLF split across chunks included), `data:` lines join with
+/// LF, a blank line dispatches, comments (`:ping`) count as keep-alives. It
+/// holds only the current line and the current event, never the stream.
+public struct SSEParser: Sendable {
+    public enum Output: Sendable, Equatable {
+        case event(SSEEvent)
+        case comment
+    }
+
+    /// Largest event accepted; a larger one is an error, not an allocation.
+    public var maxEventBytes: Int
+    private var line: [UInt8] = []
+    private var data: [UInt8] = []
+    private var hasData = false
+    private var eventType = ""
+    private var lastEventId: String?
+    private var skipLF = false
+    private var sawBOMCheck = false
+
+    public init(maxEventBytes: Int = 64 << 20) {
+        self.maxEventBytes = maxEventBytes
+    }
+
+    /// Feeds a chunk; calls `emit` for every complete event or comment in it.
+    public mutating func feed<Bytes: Sequence<UInt8>>(
+        _ bytes: Bytes, _ emit: (Output) throws -> Void
+    ) throws {
+        for b in bytes {
+            if skipLF {
+                skipLF = false
+                if b == 0x0A { continue }
+            }
+            if b == 0x0A || b == 0x0D {
+                if b == 0x0D { skipLF = true }
+                try processLine(emit)
+                line.removeAll(keepingCapacity: true)
+                continue
+            }
+            line.append(b)
+            if line.count + data.count > maxEventBytes {
+                throw SSEParseError(description: "event larger than \(maxEventBytes) bytes")
+            }
+        }
+    }
+
+    private mutating func processLine(_ emit: (Output) throws -> Void) throws {
+        if !sawBOMCheck {
+            sawBOMCheck = true
+            if line.starts(with: [0xEF, 0xBB, 0xBF]) { line.removeFirst(3) }
+        }
+        if line.isEmpty {
+            if hasData && !data.isEmpty {
+                let event = SSEEvent(
+                    type: eventType.isEmpty ? "message" : eventType,
+                    data: String(decoding: data, as: UTF8.self), id: lastEventId)
+                data.removeAll(keepingCapacity: data.count < 65536)
+                hasData = false
+                eventType = ""
+                try emit(.event(event))
+            } else {
+                data.removeAll(keepingCapacity: true)
+                hasData = false
+                eventType = ""
+            }
+            return
+        }
+        if line[0] == UInt8(ascii: ":") {
+            try emit(.comment)
+            return
+        }
+        var field: ArraySlice<UInt8>
+        var value: ArraySlice<UInt8>
+        if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+            field = line[..<colon]
+            value = line[(colon + 1)...]
+            if value.first == 0x20 { value = value.dropFirst() }
+        } else {
+            field = line[...]
+            value = []
+        }
+        switch String(decoding: field, as: UTF8.self) {
+        case "data":
+            if hasData { data.append(0x0A) }
+            data.append(contentsOf: value)
+            hasData = true
+        case "event":
+            eventType = String(decoding: value, as: UTF8.self)
+        case "id":
+            if !value.contains(0) { lastEventId = String(decoding: value, as: UTF8.self) }
+        default:
+            break  // retry and unknown fields are ignored
+        }
+    }
+}

@@ -1,0 +1,597 @@
+import Logging
+import Synchronization
+
+/// The session state as the bridge publishes it (`Session.State`).
+public enum SessionState: UInt32, Sendable {
+    case unknown = 0, connecting = 1, connected = 2, reconnecting = 3, stopped = 4
+
+    public var name: String {
+        switch self {
+        case .unknown: return "unknown"
+        case .connecting: return "connecting"
+        case .connected: return "connected"
+        case .reconnecting: return "reconnecting"
+        case .stopped: return "stopped"
+        }
+    }
+}
+
+/// Everything the bridge shows about the session. Holds no secret.
+public struct SessionStatus: Sendable, Equatable {
+    public var state: SessionState = .unknown
+    public var server: String = ""
+    public var userId: String = ""
+    public var userDisplayName: String = ""
+    public var messagingMode: String = ""
+    public var lastError: String = ""
+    public var reconnectCount: UInt32 = 0
+    /// Set while waiting before the next attempt.
+    public var retryIn: Duration?
+    public init() {}
+}
+
+/// The station as the server last accepted it.
+public struct StationStatus: Sendable, Equatable {
+    public var connected: Bool = false
+    public var ready: Bool = false
+    /// The last requested settings (re-applied after every new session).
+    public var requested: StationSettings?
+    public init() {}
+}
+
+public enum SupervisorEvent: Sendable {
+    case status(SessionStatus)
+    case station(StationStatus)
+    case message(ICWSMessage)
+    case malformedMessage(MessageDecodeError)
+}
+
+/// Settings of the supervisor; `Sendable` plain values with defaults.
+public struct SupervisorConfiguration: Sendable {
+    /// The configured servers, tried in order.
+    public var servers: [ServerURL]
+    public var userId: String
+    public var password: Secret
+    public var messaging: MessagingMode = .auto
+    public var pollInterval: Duration = .seconds(1)
+    /// No byte (event or keep-alive) on the stream for this long ends it.
+    public var stallTimeout: Duration = .seconds(90)
+    public var maxEventBytes: Int = 64 << 20
+    public var backoff = BackoffPolicy()
+    /// A session that lived this long resets the backoff.
+    public var stableAfter: Duration = .seconds(30)
+    public var subscriptions = SubscriptionSettings()
+    /// Station settings to apply when nobody asked for any yet.
+    public var initialStation: StationSettings?
+    public var logoutOnStop = true
+
+    public init(servers: [ServerURL], userId: String, password: Secret) {
+        self.servers = servers
+        self.userId = userId
+        self.password = password
+    }
+}
+
+/// Holds one ICWS session and keeps it alive: logs in (walking alternates on
+/// 503), streams or polls messages, follows 401 challenges, reconnects with
+/// jittered backoff when the server says `shouldReconnect`, and restores
+/// subscriptions, station and ready flag on every new session.
+public actor SessionSupervisor {
+    enum Command: Sendable {
+        case reconnect
+        case disconnect(@Sendable () -> Void)
+        /// A request on session `sessionId` found it gone.
+        case sessionFailed(sessionId: String, ICWSError)
+        case resubscribe
+    }
+
+    enum SessionEnd: Sendable {
+        case down(reason: String, shouldReconnect: Bool)
+        case failed(ICWSError)
+        case command(Command)
+        case cancelled
+    }
+
+    public nonisolated let events: AsyncStream<SupervisorEvent>
+    private let eventSink: AsyncStream<SupervisorEvent>.Continuation
+    private let mailbox = Mailbox<Command>()
+    private var configuration: SupervisorConfiguration
+    private let client: ICWSClient
+    private let clock: any SupervisorClock
+    private let random: @Sendable () -> Double
+    private var logger: Logger
+
+    private var session: ICWSSession?
+    public private(set) var status = SessionStatus()
+    public private(set) var station = StationStatus()
+    private var attempt = 0
+    private var preferredBase: ServerURL?
+    private var learnedAlternates: [ServerURL] = []
+    private var sessionsEstablished = 0
+    private var activeUsersSubscription: String?
+
+    public init(
+        configuration: SupervisorConfiguration, client: ICWSClient, clock: any SupervisorClock = SystemSupervisorClock(),
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.client = client
+        self.clock = clock
+        self.random = random
+        self.logger = logger
+        station.requested = configuration.initialStation
+        (events, eventSink) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+        status.userId = configuration.userId
+        status.server = configuration.servers.first?.description ?? ""
+    }
+
+    // MARK: Commands from the bus
+
+    /// A new session now, also from `stopped`.
+    public nonisolated func reconnect() { mailbox.post(.reconnect) }
+
+    /// Log out and stay `stopped` until `reconnect()`; returns once logged out.
+    public func disconnect() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            mailbox.post(.disconnect({ c.resume() }))
+        }
+    }
+
+    /// Applies a reloaded configuration: a new server, user or password means a
+    /// new session; changed subscriptions are re-made on the current one.
+    public func update(configuration new: SupervisorConfiguration) {
+        let old = configuration
+        configuration = new
+        if old.servers != new.servers || old.userId != new.userId || old.password != new.password
+            || old.messaging != new.messaging
+        {
+            preferredBase = nil
+            learnedAlternates = []
+            mailbox.post(.reconnect)
+        } else if old.subscriptions != new.subscriptions {
+            mailbox.post(.resubscribe)
+        }
+    }
+
+    public func connectStation(_ settings: StationSettings) async throws(ICWSError) {
+        let s = try requireSession()
+        do { try await client.putStation(s, settings) } catch { throw noteFailure(error, on: s) }
+        station.requested = settings
+        station.connected = true
+        station.ready = settings.readyForInteractions
+        emit(.station(station))
+    }
+
+    public func disconnectStation() async throws(ICWSError) {
+        let s = try requireSession()
+        do { try await client.deleteStation(s) } catch { throw noteFailure(error, on: s) }
+        station.requested = nil
+        station.connected = false
+        station.ready = false
+        emit(.station(station))
+    }
+
+    /// PUTs the last requested settings again with the new ready flag.
+    public func setReady(_ ready: Bool) async throws(StationCommandError) {
+        guard var settings = station.requested else { throw .noStation }
+        let s: ICWSSession
+        do { s = try requireSession() } catch { throw .icws(error) }
+        settings.readyForInteractions = ready
+        do { try await client.putStation(s, settings) } catch { throw .icws(noteFailure(error, on: s)) }
+        station.requested = settings
+        station.connected = true
+        station.ready = ready
+        emit(.station(station))
+    }
+
+    /// The station information including SIP credentials (for the softphone).
+    public func stationInformation() async throws(StationCommandError) -> StationInformation {
+        let s: ICWSSession
+        do { s = try requireSession() } catch { throw .icws(error) }
+        do { return try await client.getStation(s) } catch {
+            if error.status == 404 { throw .noStation }
+            throw .icws(noteFailure(error, on: s))
+        }
+    }
+
+    private func requireSession() throws(ICWSError) -> ICWSSession {
+        guard let session, status.state == .connected else {
+            throw ICWSError(kind: .notConnected, message: "no ICWS session now")
+        }
+        return session
+    }
+
+    /// A 401 or transport failure on a call means the session is gone: tell the loop.
+    private func noteFailure(_ error: ICWSError, on s: ICWSSession) -> ICWSError {
+        if error.status == 401 || error.kind == .transport {
+            mailbox.post(.sessionFailed(sessionId: s.sessionId, error))
+        }
+        return error
+    }
+
+    // MARK: The loop
+
+    /// Runs until the task is cancelled; logs out on the way out when configured.
+    public func run() async {
+        defer { eventSink.finish() }
+        var waitForCommand = false
+        while !Task.isCancelled {
+            if waitForCommand {
+                setState(.stopped)
+                guard let cmd = await mailbox.next() else { break }
+                switch cmd {
+                case .reconnect:
+                    waitForCommand = false
+                    attempt = 0
+                case .disconnect(let done): done()
+                case .sessionFailed, .resubscribe: break
+                }
+                continue
+            }
+            setState(sessionsEstablished == 0 ? .connecting : .reconnecting)
+            let login = await loginRound()
+            if Task.isCancelled { break }
+            switch login {
+            case .failure(let error):
+                status.lastError = error.shortReason
+                if Self.credentialsRejected(error) {
+                    logger.error("login refused; waiting for Reconnect() or a reload", metadata: ["icws.error": "\(error)"])
+                    waitForCommand = true
+                    continue
+                }
+                logger.warning("login failed", metadata: ["icws.error": "\(error)"])
+                if await backoff(reason: error.shortReason) == false { waitForCommand = true }
+            case .success(let s):
+                let started = clock.now()
+                let end = await runSession(s)
+                let stable = clock.now() - started >= configuration.stableAfter
+                if stable { attempt = 0 }
+                session = nil
+                station.connected = false
+                emit(.station(station))
+                switch end {
+                case .cancelled:
+                    await logoutOnExit(s)
+                    setState(.stopped)
+                    return
+                case .down(let reason, let shouldReconnect):
+                    status.lastError = reason.isEmpty ? "session down" : reason
+                    logger.warning(
+                        "session down", metadata: ["icws.reason": "\(reason)", "icws.should_reconnect": "\(shouldReconnect)"])
+                    if !shouldReconnect {
+                        waitForCommand = true
+                    } else if await backoff(reason: status.lastError) == false {
+                        waitForCommand = true
+                    }
+                case .failed(let error):
+                    status.lastError = error.shortReason
+                    if error.status == 401 {
+                        let target = error.challenge?.loginBase(relativeTo: s.base) ?? s.base
+                        preferredBase = target
+                        logger.info("session no longer valid; logging in again", metadata: ["icws.host": "\(target)"])
+                        // First re-login after a stable session is immediate; a 401 loop backs off.
+                        if !stable, await backoff(reason: error.shortReason) == false { waitForCommand = true }
+                    } else {
+                        logger.warning("session lost", metadata: ["icws.error": "\(error)"])
+                        if await backoff(reason: error.shortReason) == false { waitForCommand = true }
+                    }
+                case .command(let cmd):
+                    switch cmd {
+                    case .disconnect(let done):
+                        await logout(s)
+                        status.lastError = ""
+                        waitForCommand = true
+                        done()
+                    case .reconnect:
+                        await logout(s)
+                        attempt = 0
+                    case .sessionFailed, .resubscribe: break
+                    }
+                }
+            }
+        }
+        if let s = session { await logoutOnExit(s) }
+        setState(.stopped)
+    }
+
+    static func credentialsRejected(_ error: ICWSError) -> Bool {
+        guard let status = error.status else { return false }
+        return status == 400 || status == 401 || status == 403
+    }
+
+    /// Waits the next backoff delay; false when a disconnect arrived meanwhile.
+    private func backoff(reason: String) async -> Bool {
+        let delay = configuration.backoff.delay(attempt: attempt, unit: random())
+        attempt += 1
+        status.retryIn = delay
+        setState(.reconnecting)
+        logger.info("retrying", metadata: ["icws.retry_in_ms": "\(Int(delay.seconds * 1000))", "icws.reason": "\(reason)"])
+        let outcome: Command? = await withTaskGroup(of: Command?.self) { group in
+            let clock = self.clock
+            group.addTask {
+                try? await clock.sleep(for: delay)
+                return nil
+            }
+            let mailbox = self.mailbox
+            group.addTask { await mailbox.next() }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            // If the sleep won, the mailbox waiter returns nil when cancelled.
+            return first
+        }
+        status.retryIn = nil
+        switch outcome {
+        case .disconnect(let done)?:
+            done()
+            return false
+        case .reconnect?:
+            attempt = 0
+            return true
+        default: return true
+        }
+    }
+
+    /// One round over the candidate hosts: the preferred (challenge or last good)
+    /// host, the configured servers, alternates learned at login and from 503s.
+    private func loginRound() async -> Result<ICWSSession, ICWSError> {
+        var candidates: [ServerURL] = []
+        func add(_ u: ServerURL) { if !candidates.contains(u) { candidates.append(u) } }
+        if let preferredBase { add(preferredBase) }
+        configuration.servers.forEach(add)
+        learnedAlternates.forEach(add)
+        var lastError = ICWSError(kind: .notConnected, message: "no server configured")
+        var i = 0
+        while i < candidates.count, !Task.isCancelled {
+            let base = candidates[i]
+            i += 1
+            status.server = base.description
+            do {
+                let s = try await client.login(base: base, userId: configuration.userId, password: configuration.password)
+                preferredBase = base
+                learnedAlternates = s.alternateHosts.map { base.withHost($0) }
+                return .success(s)
+            } catch {
+                lastError = error
+                if error.status == 503 {
+                    for host in error.alternateHosts { add(base.withHost(host)) }
+                    continue
+                }
+                if Self.credentialsRejected(error) { return .failure(error) }
+            }
+        }
+        return .failure(lastError)
+    }
+
+    private func runSession(_ s: ICWSSession) async -> SessionEnd {
+        session = s
+        sessionsEstablished += 1
+        if sessionsEstablished > 1 { status.reconnectCount += 1 }
+        let useSSE: Bool
+        switch configuration.messaging {
+        case .auto: useSSE = s.featureVersion("messaging") >= 2
+        case .sse: useSSE = true
+        case .poll: useSSE = false
+        }
+        status.server = s.base.description
+        status.userId = s.userId
+        status.userDisplayName = s.userDisplayName
+        status.messagingMode = useSSE ? "sse" : "poll"
+        status.lastError = ""
+        setState(.connected)
+        logger.info(
+            "session established",
+            metadata: ["icws.host": "\(s.base)", "icws.user": "\(s.userId)", "icws.messaging": "\(status.messagingMode)"])
+
+        return await withTaskGroup(of: SessionEnd?.self) { group in
+            group.addTask { await self.runMessaging(s, sse: useSSE) }
+            group.addTask {
+                await self.restore(s)
+                return nil
+            }
+            let mailbox = self.mailbox
+            group.addTask { await mailbox.next().map { .command($0) } ?? .cancelled }
+            var result: SessionEnd = .cancelled
+            while let next = await group.next() {
+                guard let end = next else { continue }
+                if case .command(let cmd) = end {
+                    switch cmd {
+                    case .sessionFailed(let id, let error):
+                        guard id == s.sessionId else { break }
+                        result = .failed(error)
+                        group.cancelAll()
+                        return result
+                    case .resubscribe:
+                        group.addTask {
+                            await self.resubscribe(s)
+                            return nil
+                        }
+                    case .reconnect, .disconnect:
+                        group.cancelAll()
+                        return end
+                    }
+                    group.addTask { await mailbox.next().map { .command($0) } ?? .cancelled }
+                    continue
+                }
+                result = end
+                group.cancelAll()
+                return result
+            }
+            return result
+        }
+    }
+
+    /// Re-subscribes and re-applies the last requested station after a new session.
+    private func restore(_ s: ICWSSession) async {
+        await resubscribe(s)
+        guard let requested = station.requested, !Task.isCancelled else { return }
+        do {
+            try await client.putStation(s, requested)
+            guard session?.sessionId == s.sessionId else { return }
+            station.connected = true
+            station.ready = requested.readyForInteractions
+            emit(.station(station))
+            logger.info("station restored", metadata: ["icws.station": "\(requested.workstation ?? requested.remoteNumber ?? requested.kind.rawValue)"])
+        } catch {
+            _ = noteFailure(error, on: s)
+            status.lastError = error.shortReason
+            emit(.status(status))
+            logger.error("station could not be restored", metadata: ["icws.error": "\(error)"])
+        }
+    }
+
+    private func resubscribe(_ s: ICWSSession) async {
+        let subs = configuration.subscriptions
+        do {
+            try await client.subscribeStation(s)
+            if subs.alertingAttributeNames.isEmpty {
+                try await client.unsubscribeAlerting(s)
+            } else {
+                try await client.subscribeAlerting(s, attributeNames: subs.alertingAttributeNames)
+            }
+            if let old = activeUsersSubscription, old != subs.users?.subscriptionId, session?.sessionId == s.sessionId {
+                try? await client.unsubscribeUsers(s, subscriptionId: old)
+            }
+            if let users = subs.users {
+                try await client.subscribeUsers(s, users)
+            }
+            activeUsersSubscription = subs.users?.subscriptionId
+        } catch {
+            _ = noteFailure(error, on: s)
+            status.lastError = error.shortReason
+            emit(.status(status))
+            logger.error("subscription failed", metadata: ["icws.error": "\(error)"])
+        }
+    }
+
+    private nonisolated func runMessaging(_ s: ICWSSession, sse: Bool) async -> SessionEnd {
+        var streamAttempt = 0
+        while !Task.isCancelled {
+            let end: SessionEnd?
+            if sse {
+                end = await streamOnce(s)
+            } else {
+                end = await pollLoop(s)
+            }
+            if let end { return end }
+            if Task.isCancelled { return .cancelled }
+            // The stream ended or broke but the session may still be alive: ask.
+            do {
+                let state = try await client.connectionState(s)
+                if state.state == 2 {
+                    return .down(reason: state.reason, shouldReconnect: state.shouldReconnect ?? false)
+                }
+            } catch {
+                return Task.isCancelled ? .cancelled : .failed(error)
+            }
+            let policy = await configuration.backoff
+            let delay = policy.delay(attempt: streamAttempt, unit: random())
+            streamAttempt += 1
+            do { try await clock.sleep(for: delay) } catch { return .cancelled }
+        }
+        return .cancelled
+    }
+
+    /// Reads the SSE stream; nil means "ended without a verdict, check the session".
+    private nonisolated func streamOnce(_ s: ICWSSession) async -> SessionEnd? {
+        let verdict = LockedValue<SessionEnd?>(nil)
+        let config = await configuration
+        do {
+            try await client.streamEvents(s, stallTimeout: config.stallTimeout, maxEventBytes: config.maxEventBytes) {
+                output in
+                guard case .event(let event) = output, verdict.get() == nil else { return }
+                if let end = await self.deliver(data: Array(event.data.utf8)) {
+                    verdict.set(end)
+                }
+            }
+        } catch {
+            if let v = verdict.get() { return v }
+            if Task.isCancelled { return .cancelled }
+            if error.status == 401 || error.status == 404 { return .failed(error) }
+            await noteStreamError(error)
+            return nil
+        }
+        return verdict.get()
+    }
+
+    private func noteStreamError(_ error: ICWSError) {
+        status.lastError = error.shortReason
+        emit(.status(status))
+        logger.warning("message stream interrupted", metadata: ["icws.error": "\(error)"])
+    }
+
+    private nonisolated func pollLoop(_ s: ICWSSession) async -> SessionEnd? {
+        let interval = await configuration.pollInterval
+        while !Task.isCancelled {
+            let results: [Result<ICWSMessage, MessageDecodeError>]
+            do { results = try await client.poll(s) } catch {
+                if Task.isCancelled { return .cancelled }
+                if error.status == 401 || error.status == 404 { return .failed(error) }
+                await noteStreamError(error)
+                return nil
+            }
+            for r in results {
+                if let end = await deliver(r) { return end }
+            }
+            do { try await Task.sleep(for: interval) } catch { return .cancelled }
+        }
+        return .cancelled
+    }
+
+    private func deliver(data: [UInt8]) -> SessionEnd? {
+        do throws(MessageDecodeError) {
+            return deliver(.success(try ICWSMessage.decode(text: data)))
+        } catch {
+            return deliver(.failure(error))
+        }
+    }
+
+    /// Passes a message on; a connection-down message ends the session.
+    private func deliver(_ result: Result<ICWSMessage, MessageDecodeError>) -> SessionEnd? {
+        switch result {
+        case .failure(let error):
+            logger.warning("malformed message skipped", metadata: ["icws.error": "\(error)"])
+            emit(.malformedMessage(error))
+            return nil
+        case .success(let message):
+            if case .stationConnectionStateChange(let m) = message {
+                let connected = !(m.newStationInfo.id ?? "").isEmpty && (m.newStationInfo.stationSetting ?? 1) != 0
+                if connected != station.connected {
+                    station.connected = connected
+                    if !connected { station.ready = false }
+                    emit(.station(station))
+                }
+            }
+            emit(.message(message))
+            if case .connectionStateChange(let m) = message, m.newConnectionState == 2 {
+                return .down(reason: m.reason, shouldReconnect: m.shouldReconnect ?? false)
+            }
+            return nil
+        }
+    }
+
+    private func logout(_ s: ICWSSession) async {
+        let client = self.client
+        // Detached so that a cancelled caller still gets its logout out.
+        await Task.detached { try? await client.logout(s) }.value
+    }
+
+    private func logoutOnExit(_ s: ICWSSession) async {
+        guard configuration.logoutOnStop else { return }
+        await logout(s)
+        session = nil
+    }
+
+    private func setState(_ state: SessionState) {
+        status.state = state
+        if state != .reconnecting { status.retryIn = nil }
+        emit(.status(status))
+    }
+
+    private func emit(_ event: SupervisorEvent) { eventSink.yield(event) }
+}
+
+/// Errors of the station commands.
+public enum StationCommandError: Error, Sendable, Equatable {
+    case noStation
+    case icws(ICWSError)
+}

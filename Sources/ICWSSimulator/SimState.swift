@@ -1,0 +1,140 @@
+import ICWS
+import Synchronization
+
+/// A queue of outgoing message texts whose waiters are only woken, never
+/// handed data: a waiter that is cancelled loses nothing.
+final class MessageQueue: Sendable {
+    struct Item: Sendable {
+        var sequence: UInt64
+        var text: String
+    }
+    private struct State {
+        var items: [Item] = []
+        var waiter: CheckedContinuation<Void, Never>?
+        var timer: Task<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func push(_ item: Item) {
+        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.items.append(item)
+            s.timer?.cancel()
+            s.timer = nil
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        w?.resume()
+    }
+
+    func takeAll() -> [Item] {
+        state.withLock { s in
+            defer { s.items.removeAll(keepingCapacity: true) }
+            return s.items
+        }
+    }
+
+    var count: Int { state.withLock { $0.items.count } }
+
+    func wake() {
+        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        w?.resume()
+    }
+
+    /// Returns when items are queued, after `timeout`, on `wake()`, or on cancellation.
+    func wait(timeout: Duration) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    if !s.items.isEmpty || Task.isCancelled { return true }
+                    s.waiter = c
+                    s.timer?.cancel()
+                    s.timer = Task { [weak self] in
+                        try? await Task.sleep(for: timeout)
+                        if !Task.isCancelled { self?.wake() }
+                    }
+                    return false
+                }
+                if resumeNow { c.resume() }
+            }
+        } onCancel: {
+            wake()
+        }
+    }
+}
+
+/// One simulated ICWS session.
+final class SimSession: Sendable {
+    let id: String
+    let csrf: String
+    let cookieName: String
+    let cookieValue: String
+    let userId: String
+    let host: String
+    let queue = MessageQueue()
+    struct Mutable: Sendable {
+        var alive = true
+        var downState: (reason: String, shouldReconnect: Bool?)?
+        var station: StationSettings?
+        var stationSubscribed = false
+        var alertingAttributes: [String]?
+        var usersSubscriptions: [String: UsersSubscription] = [:]
+        /// Bumped to end the streams of this session.
+        var streamGeneration = 0
+        var openStreams = 0
+    }
+    let mutable = Mutex(Mutable())
+
+    init(id: String, csrf: String, cookieValue: String, userId: String, host: String) {
+        self.id = id
+        self.csrf = csrf
+        self.cookieName = "icws_\(id)"
+        self.cookieValue = cookieValue
+        self.userId = userId
+        self.host = host
+    }
+}
+
+/// A request the simulator received, for tests to check.
+public struct SimRequest: Sendable {
+    public var method: String
+    public var path: String
+    public var host: String
+    public var body: JSONValue?
+    public var status: Int
+}
+
+/// A message the simulator handed to a client (written to a stream or returned by a poll).
+public struct SimDelivery: Sendable {
+    public var sequence: UInt64
+    public var sessionId: String
+    public var type: String
+}
+
+/// Faults that the admin endpoint (`POST /sim/fault`) or a test can inject.
+public enum SimFault: Sendable, Equatable {
+    /// Every session goes down with a connectionStateChangeMessage.
+    case down(shouldReconnect: Bool?, reason: String)
+    /// Every session becomes invalid: later calls get 401, with the ICWS
+    /// challenge (location as given, default `/ICWS/connection`) or without.
+    case expire(challenge: Bool, location: String?)
+    /// Logins whose Host is not in `acceptHosts` get 503 with `alternates`
+    /// (`count` times, or until cleared when nil).
+    case unavailable(alternates: [String], acceptHosts: [String], count: Int?)
+    /// Close every message stream abruptly; sessions stay valid.
+    case resetStreams
+    /// Streams send nothing at all, not even keep-alives, for this long.
+    case stall(Duration)
+    /// Queue a message that is not valid JSON, and one with bad fields.
+    case malformed
+    /// Queue a usersMessage of about this many bytes.
+    case huge(bytes: Int)
+    /// Queue a message of a type the bridge does not know.
+    case unknownMessage
+    /// Forget every session and refuse logins with 503 for this long.
+    case restart(downFor: Duration)
+    /// Remove every standing fault.
+    case clear
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import ICWSSimulator
+import Logging
+
+@main
+struct IcwsSim: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "icws-sim",
+        abstract: "A fake ICWS server for icws-bridge's tests, demo and benchmarks.",
+        discussion: """
+            Speaks the ICWS subset icws-bridge uses over plain HTTP: POST /icws/connection \
+            (password login; a bad password gives the real 400 authenticationFailure), cookie + \
+            ININ-ICWS-CSRF-Token checks (missing or wrong: 401 with WWW-Authenticate: ICWS realm="ICWS" \
+            location="/ICWS/connection"), GET/DELETE /icws/{id}/connection, PUT/GET/DELETE \
+            /icws/{id}/connection/station (unknownStation, missingRequiredParameter, noLicense), the \
+            station, interaction-alerting and users subscriptions (first message isDelta:false), and \
+            /icws/{id}/messaging/messages as server-sent events (messaging >= 2) or short polling.
+
+            Every message carries "simSequence", a number that grows by one per message.
+
+            Admin endpoints (JSON bodies):
+              POST /sim/fault {"kind": K, ...}   inject a fault; K is one of
+                down        {"shouldReconnect": true|false, "reason": "..."}  session down message
+                expire      {"challenge": true|false, "location": "http://host:port/icws/connection"}
+                            later calls get 401 (with or without the ICWS challenge)
+                unavailable {"alternates": ["localhost"], "acceptHosts": ["localhost"], "count": N}
+                            logins via other hosts get 503 with alternateHostList
+                reset       end every message stream abruptly (the session stays)
+                stall       {"seconds": S}  streams and polls send nothing for S seconds
+                malformed   queue invalid JSON and a message with bad fields
+                huge        {"bytes": N}  queue a usersMessage of about N bytes
+                unknown     queue a message of a type the bridge does not know
+                restart     {"seconds": S}  forget all sessions, refuse logins for S seconds
+                clear       remove standing faults (unavailable, restart, stall)
+              POST /sim/alert {"name": "...", "address": "..."}   a call starts alerting
+              POST /sim/stop-alert {"interactionId": "..."}       it stops (default: oldest)
+              POST /sim/user {"id": "user0001", "property": "statusText", "value": "Lunch"}
+              POST /sim/emit {any ICWS message}                   queue it to every session
+              POST /sim/traffic {"count": N}                      N random traffic events
+              GET  /sim/state                                     sessions, subscriptions, counters
+            """)
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0 picks a free one and prints it).") var port = 8018
+    @Option(help: "An account as USER:PASSWORD (repeatable; default agent:secret).") var account: [String] = []
+    @Option(help: "The messaging feature version to report (2 or more enables server-sent events).")
+    var messagingVersion = 2
+    @Option(help: "Workstation names that exist (repeatable; default 7001 7002 7003).") var station: [String] = []
+    @Option(help: "Workstations whose connection fails with noLicense (repeatable).") var noLicenseStation: [String] = []
+    @Option(help: "alternateHostList sent with a successful login (repeatable).") var alternateHost: [String] = []
+    @Option(help: "Users in the directory besides the accounts.") var directorySize = 25
+    @Option(help: "Random traffic in messages per second (0 for none).") var trafficRate: Double = 0
+    @Option(help: "Seconds between :ping keep-alives on an idle stream.") var keepAlive: Double = 10
+    @Option(help: "Seed of the random traffic.") var seed: UInt64 = 1
+
+    func validate() throws {
+        for a in account where !a.contains(":") { throw ValidationError("--account must be USER:PASSWORD") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
+        guard keepAlive > 0, trafficRate >= 0 else { throw ValidationError("--keep-alive must be > 0 and --traffic-rate >= 0") }
+    }
+
+    func run() async throws {
+        var config = SimulatorConfiguration()
+        config.host = host
+        config.port = port
+        if !account.isEmpty {
+            config.accounts = [:]
+            for a in account {
+                let parts = a.split(separator: ":", maxSplits: 1)
+                config.accounts[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+            }
+        }
+        config.messagingVersion = messagingVersion
+        if !station.isEmpty { config.stations = Set(station) }
+        config.noLicenseStations = Set(noLicenseStation)
+        config.alternateHosts = alternateHost
+        config.directorySize = directorySize
+        config.trafficRate = trafficRate
+        config.keepAlive = .milliseconds(Int64(keepAlive * 1000))
+        config.seed = seed
+        let sim = ICWSSimulator(configuration: config)
+        let bound = try await sim.start()
+        print("icws-sim listening on http://\(host):\(bound)")
+        try await sim.run()
+    }
+}
