@@ -99,7 +99,10 @@ private struct ChallengeScanner {
                 if i < bytes.count { i += 1 }
                 value = String(decoding: raw, as: UTF8.self)
             } else {
-                value = token() ?? ""
+                // Lenient: an unquoted value runs to the next space or comma ("/" included).
+                let start = i
+                while i < bytes.count, bytes[i] != 0x20, bytes[i] != 0x09, bytes[i] != UInt8(ascii: ",") { i += 1 }
+                value = String(decoding: bytes[start..<i], as: UTF8.self)
             }
             result[name.lowercased()] = value
         }

@@ -50,7 +50,7 @@ public struct ICWSError: Error, Sendable, CustomStringConvertible, Equatable {
         switch kind {
         case .server(let s): return "HTTP \(s)"
         case .transport: return "transport error: \(message)"
-        case .timeout: return "timeout"
+        case .timeout: return "timeout: \(message)"
         case .invalidResponse: return "invalid response: \(message)"
         case .notConnected: return "not connected"
         }

@@ -101,12 +101,26 @@ public struct ConnectionStateChangeMessage: Sendable, Equatable {
     public var newConnectionState: UInt32
     public var reason: String
     public var shouldReconnect: Bool?
+
+    public init(isDelta: Bool, previousConnectionState: UInt32, newConnectionState: UInt32, reason: String, shouldReconnect: Bool? = nil) {
+        self.isDelta = isDelta
+        self.previousConnectionState = previousConnectionState
+        self.newConnectionState = newConnectionState
+        self.reason = reason
+        self.shouldReconnect = shouldReconnect
+    }
 }
 
 public struct StationConnectionStateChangeMessage: Sendable, Equatable {
     public var isDelta: Bool
     public var previousStationInfo: StationInformation?
     public var newStationInfo: StationInformation
+
+    public init(isDelta: Bool, previousStationInfo: StationInformation? = nil, newStationInfo: StationInformation) {
+        self.isDelta = isDelta
+        self.previousStationInfo = previousStationInfo
+        self.newStationInfo = newStationInfo
+    }
 }
 
 public struct InteractionAlertDetail: Sendable, Equatable {
@@ -149,6 +163,11 @@ public struct InteractionAlertDetail: Sendable, Equatable {
 public struct InteractionAlertingMessage: Sendable, Equatable {
     public var isDelta: Bool
     public var details: [InteractionAlertDetail]
+
+    public init(isDelta: Bool, details: [InteractionAlertDetail]) {
+        self.isDelta = isDelta
+        self.details = details
+    }
 }
 
 /// One user of a `usersMessage`: its id, display name and the subscribed
@@ -176,11 +195,24 @@ public struct UsersMessage: Sendable, Equatable {
     public var added: [UserEntry]
     public var changed: [UserEntry]
     public var removed: [String]
+
+    public init(isDelta: Bool, subscriptionId: String? = nil, added: [UserEntry] = [], changed: [UserEntry] = [], removed: [String] = []) {
+        self.isDelta = isDelta
+        self.subscriptionId = subscriptionId
+        self.added = added
+        self.changed = changed
+        self.removed = removed
+    }
 }
 
 public struct AsyncOperationCompletedMessage: Sendable, Equatable {
     public var requestId: String
     public var errorMessage: String?
+
+    public init(requestId: String, errorMessage: String? = nil) {
+        self.requestId = requestId
+        self.errorMessage = errorMessage
+    }
 }
 
 public struct SubscriptionStateMessage: Sendable, Equatable {
@@ -188,6 +220,13 @@ public struct SubscriptionStateMessage: Sendable, Equatable {
     public var subscriptionId: String?
     public var state: UInt32
     public var errorMessage: String?
+
+    public init(isDelta: Bool, subscriptionId: String? = nil, state: UInt32, errorMessage: String? = nil) {
+        self.isDelta = isDelta
+        self.subscriptionId = subscriptionId
+        self.state = state
+        self.errorMessage = errorMessage
+    }
 }
 
 /// Every ICWS message the bridge knows, plus anything else passed on raw.

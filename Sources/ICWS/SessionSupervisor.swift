@@ -314,10 +314,13 @@ public actor SessionSupervisor {
             }
             let mailbox = self.mailbox
             group.addTask { await mailbox.next() }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            // If the sleep won, the mailbox waiter returns nil when cancelled.
-            return first
+            // Whichever ends first cancels the other; a command that raced in is kept.
+            var command: Command?
+            for await result in group {
+                if let result { command = result }
+                group.cancelAll()
+            }
+            return command
         }
         status.retryIn = nil
         switch outcome {
@@ -391,30 +394,37 @@ public actor SessionSupervisor {
             let mailbox = self.mailbox
             group.addTask { await mailbox.next().map { .command($0) } ?? .cancelled }
             var result: SessionEnd = .cancelled
-            while let next = await group.next() {
+            loop: while let next = await group.next() {
                 guard let end = next else { continue }
                 if case .command(let cmd) = end {
                     switch cmd {
                     case .sessionFailed(let id, let error):
-                        guard id == s.sessionId else { break }
-                        result = .failed(error)
-                        group.cancelAll()
-                        return result
+                        if id == s.sessionId {
+                            result = .failed(error)
+                            break loop
+                        }
                     case .resubscribe:
                         group.addTask {
                             await self.resubscribe(s)
                             return nil
                         }
                     case .reconnect, .disconnect:
-                        group.cancelAll()
-                        return end
+                        result = end
+                        break loop
                     }
                     group.addTask { await mailbox.next().map { .command($0) } ?? .cancelled }
                     continue
                 }
                 result = end
-                group.cancelAll()
-                return result
+                break
+            }
+            group.cancelAll()
+            // A command taken by the cancelled waiter is handed back, not lost.
+            for await leftover in group {
+                if case .command(let cmd)? = leftover {
+                    if case .sessionFailed = cmd { continue }
+                    mailbox.post(cmd)
+                }
             }
             return result
         }

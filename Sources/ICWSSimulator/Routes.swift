@@ -396,10 +396,13 @@ extension ICWSSimulator {
         var h: HTTPFields = [:]
         h[.contentType] = "text/event-stream"
         h[.cacheControl] = "no-cache"
+        // One stream per session: a new one ends the old, so a dead connection cannot take messages.
         let generation = session.mutable.withLock { m -> Int in
             m.openStreams += 1
+            m.streamGeneration += 1
             return m.streamGeneration
         }
+        session.queue.wake()
         let keepAlive = configuration.keepAlive
         let body = ResponseBody { [self] writer in
             defer { session.mutable.withLock { $0.openStreams -= 1 } }

@@ -75,9 +75,9 @@ public final class EventLog: Sendable {
     private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
 
     public init(_ supervisor: SessionSupervisor) {
-        let t = Task { [state] in
+        let t = Task { [weak self] in
             for await e in supervisor.events {
-                state.withLock { s in
+                self?.state.withLock { s in
                     switch e {
                     case .status(let st): s.statuses.append(st)
                     case .station(let st): s.stations.append(st)

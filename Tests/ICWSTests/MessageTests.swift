@@ -1,0 +1,104 @@
+import ICWS
+import Testing
+
+@Suite struct MessageDecodingTests {
+    func decode(_ text: String) throws(MessageDecodeError) -> ICWSMessage { try ICWSMessage.decode(text: Array(text.utf8)) }
+
+    @Test func connectionStateChange() throws {
+        let m = try decode(#"{"__type":"urn:inin.com:connection:connectionStateChangeMessage","isDelta":false,"previousConnectionState":1,"newConnectionState":2,"reason":"The server is shutting down.","shouldReconnect":true,"future":1}"#)
+        #expect(m == .connectionStateChange(.init(isDelta: false, previousConnectionState: 1, newConnectionState: 2, reason: "The server is shutting down.", shouldReconnect: true)))
+        let named = try decode(#"{"__type":"urn:inin.com:connection:connectionStateChangeMessage","isDelta":false,"previousConnectionState":"up","newConnectionState":"Down","reason":"x"}"#)
+        guard case .connectionStateChange(let c) = named else { Issue.record("wrong kind"); return }
+        #expect(c.newConnectionState == 2 && c.previousConnectionState == 1 && c.shouldReconnect == nil)
+    }
+
+    @Test func stationConnectionStateChange() throws {
+        let m = try decode(#"{"__type":"urn:inin.com:connection:stationConnectionStateChangeMessage","isDelta":false,"previousStationInfo":{"id":"7002","extension":"7002","stationSetting":1},"newStationInfo":{"id":"7001","extension":"7001","canBeDialed":true,"ringAlways":false,"sipAddress":"sip:7001@x","sipUser":"u","sipPassword":"pw","remoteNumber":"+1","managedIPPhone":"","emergencyResponderLocationID":"e","stationSetting":"workstation","allowedMediaTypes":[1,"chat",3]}}"#)
+        guard case .stationConnectionStateChange(let s) = m else { Issue.record("wrong kind"); return }
+        #expect(s.previousStationInfo?.id == "7002")
+        #expect(s.newStationInfo.id == "7001")
+        #expect(s.newStationInfo.canBeDialed == true && s.newStationInfo.ringAlways == false)
+        #expect(s.newStationInfo.sipPassword?.value == "pw")
+        #expect(s.newStationInfo.stationSetting == 1)
+        #expect(s.newStationInfo.allowedMediaTypes == [1, 2, 3])
+        #expect(s.newStationInfo.emergencyResponderLocationID == "e")
+        #expect(!"\(s)".contains("pw\""), "sipPassword must not print")
+        #expect("\(s.newStationInfo.sipPassword!)" == "<redacted>")
+    }
+
+    @Test func interactionAlerting() throws {
+        let m = try decode(#"{"__type":"urn:inin.com:interactions:interactionAlertingMessage","isDelta":true,"alertingInteractionDetails":[{"interactionId":"100203040506","interactionType":"Call","name":"ACME Corp","address":"+13175550123","alertType":5,"alertAction":1,"autoAnswer":false,"monitoredQueue":{"queueType":2,"queueName":"Support"},"attributes":{"Eic_RemoteName":"ACME Corp","Eic_WorkgroupName":"Support","n":null}}]}"#)
+        guard case .interactionAlerting(let a) = m else { Issue.record("wrong kind"); return }
+        #expect(a.isDelta)
+        let d = try #require(a.details.first)
+        #expect(d == InteractionAlertDetail(interactionId: "100203040506", interactionType: "Call", name: "ACME Corp", address: "+13175550123", alertType: 5, alertAction: 1, autoAnswer: false, queueType: 2, queueName: "Support", attributes: [("Eic_RemoteName", "ACME Corp"), ("Eic_WorkgroupName", "Support")]))
+    }
+
+    @Test func users() throws {
+        let m = try decode(#"{"__type":"urn:inin.com:configuration.people:usersMessage","isDelta":true,"subscriptionId":"bridge-users","added":[{"configurationId":{"id":"asmith","displayName":"Alex Smith","uri":"/configuration/users/asmith"},"extension":"7123"}],"changed":[{"configurationId":{"id":"jdoe","displayName":"Jane Doe"},"statusText":"Lunch","notes":null}],"removed":["olduser",{"configurationId":{"id":"other"}}]}"#)
+        guard case .users(let u) = m else { Issue.record("wrong kind"); return }
+        #expect(u.subscriptionId == "bridge-users")
+        #expect(u.added == [UserEntry(id: "asmith", displayName: "Alex Smith", properties: [("extension", "7123")])])
+        #expect(u.changed == [UserEntry(id: "jdoe", displayName: "Jane Doe", properties: [("statusText", "Lunch"), ("notes", nil)])])
+        #expect(u.removed == ["olduser", "other"])
+    }
+
+    @Test func asyncAndSubscriptionState() throws {
+        #expect(try decode(#"{"__type":"urn:inin.com:messaging:asyncOperationCompletedMessage","isDelta":false,"requestId":"5f1c","error":null}"#) == .asyncOperationCompleted(.init(requestId: "5f1c", errorMessage: nil)))
+        #expect(try decode(#"{"__type":"urn:inin.com:messaging:asyncOperationCompletedMessage","isDelta":false,"requestId":"5f1c","error":{"message":"nope"}}"#) == .asyncOperationCompleted(.init(requestId: "5f1c", errorMessage: "nope")))
+        #expect(try decode(#"{"__type":"urn:inin.com:messaging:subscriptionStateMessage","isDelta":false,"state":3,"error":{"message":"broken"}}"#) == .subscriptionState(.init(isDelta: false, subscriptionId: nil, state: 3, errorMessage: "broken")))
+    }
+
+    @Test func unknownTypePassesThroughRaw() throws {
+        let m = try decode(#"{"__type":"urn:inin.com:status:userStatusMessage","isDelta":true,"userStatusList":[]}"#)
+        guard case .unknown(let type, let raw) = m else { Issue.record("wrong kind"); return }
+        #expect(type == "urn:inin.com:status:userStatusMessage")
+        #expect(raw["userStatusList"] == .array([]))
+    }
+
+    @Test(arguments: [
+        (#"{"__type":"urn:inin.com:interactions:interactionAlertingMessage","isDelta":tru"#, ""),
+        (#"[1]"#, ""),
+        (#"{"isDelta":true}"#, "__type"),
+        (#"{"__type":"urn:inin.com:interactions:interactionAlertingMessage","isDelta":true}"#, "alertingInteractionDetails"),
+        (#"{"__type":"urn:inin.com:interactions:interactionAlertingMessage","isDelta":true,"alertingInteractionDetails":[{"alertAction":1}]}"#, "alertingInteractionDetails[0].interactionId"),
+        (#"{"__type":"urn:inin.com:interactions:interactionAlertingMessage","isDelta":true,"alertingInteractionDetails":[{"interactionId":"1","alertAction":"sideways"}]}"#, "alertingInteractionDetails[0].alertAction"),
+        (#"{"__type":"urn:inin.com:connection:stationConnectionStateChangeMessage","isDelta":true}"#, "newStationInfo"),
+        (#"{"__type":"urn:inin.com:configuration.people:usersMessage","isDelta":true,"added":[{"extension":"1"}]}"#, "added[0].configurationId.id"),
+        (#"{"__type":"urn:inin.com:connection:connectionStateChangeMessage","isDelta":"maybe","newConnectionState":2}"#, "isDelta"),
+    ])
+    func malformedGivesAClearError(_ text: String, _ field: String) {
+        do {
+            _ = try decode(text)
+            Issue.record("expected an error for \(text)")
+        } catch {
+            #expect(error.field == field)
+            #expect(error.description.contains("malformed ICWS message"))
+        }
+    }
+
+    @Test func stationSettingsJSONAndValidation() throws {
+        let s = StationSettings(kind: .workstation, workstation: "7001", supportedMediaTypes: [1, 2, 3], readyForInteractions: true, stationConnectionMode: 0)
+        #expect(s.json == ["__type": "urn:inin.com:connection:workstationSettings", "workstation": "7001", "supportedMediaTypes": [1, 2, 3], "readyForInteractions": true, "stationConnectionMode": 0])
+        #expect(try StationSettings.decode(s.json) == s)
+        let r = StationSettings(kind: .remoteNumber, remoteNumber: "+13175550100", persistentConnection: true, supportedMediaTypes: [1])
+        #expect(r.json == ["__type": "urn:inin.com:connection:remoteNumberSettings", "remoteNumber": "+13175550100", "persistentConnection": true, "supportedMediaTypes": [1], "readyForInteractions": false])
+        #expect(throws: StationSettingsError(key: "workstation", reason: "is required for a workstation station")) { try StationSettings(kind: .workstation).validate() }
+        #expect(throws: StationSettingsError.self) { try StationSettings(kind: .remoteNumber).validate() }
+        #expect(throws: StationSettingsError.self) { try StationSettings(kind: .stationless, persistentConnection: true).validate() }
+        #expect(throws: StationSettingsError.self) { try StationSettings(kind: .stationless, supportedMediaTypes: [42]).validate() }
+        #expect(throws: Never.self) { try StationSettings(kind: .stationless, supportedMediaTypes: [2, 3]).validate() }
+        #expect(throws: Never.self) { try StationSettings(kind: .remoteWorkstation, workstation: "7001", remoteNumber: "+1").validate() }
+    }
+
+    @Test func errorBodies() {
+        let e = ICWSError.fromResponse(status: 400, body: Array(#"{"errorId":"error.request.invalidRepresentation.missingRequiredParameter","message":"Property workstation is missing.","propertyName":"workstation","errorCode":-5}"#.utf8), wwwAuthenticate: [])
+        #expect(e.errorId == "error.request.invalidRepresentation.missingRequiredParameter")
+        #expect(e.propertyName == "workstation" && e.errorCode == -5 && e.status == 400)
+        let c = ICWSError.fromResponse(status: 401, body: Array("not json".utf8), wwwAuthenticate: [#"ICWS realm="ICWS" location="/ICWS/connection""#])
+        #expect(c.challenge?.location == "/ICWS/connection")
+        #expect(c.message == "HTTP 401")
+        let a = ICWSError.fromResponse(status: 503, body: Array(#"{"errorId":"error.server.notAcceptingConnections","message":"m","alternateHostList":["cic2",""]}"#.utf8), wwwAuthenticate: [])
+        #expect(a.alternateHosts == ["cic2"])
+    }
+}
