@@ -1,1 +1,3 @@
 #include <dbus/dbus.h>
+#include <sys/eventfd.h>
+#include <poll.h>

@@ -1,0 +1,178 @@
+import DBusKit
+import ICWS
+import Logging
+import Synchronization
+
+/// Puts the ICWS session on the bus: supervisor events become properties and
+/// signals (one signal per ICWS message, in arrival order), bus methods become
+/// ICWS calls that reply once the server answered.
+public final class BridgeService: Sendable {
+    public let object: BusObject
+    let supervisor: SessionSupervisor
+    let connection: BusConnection
+    let logger: Logger
+    private let state = Mutex(State())
+    /// Called on every session status change (for sd_notify STATUS=).
+    private let statusObserver: (@Sendable (SessionStatus, StationStatus) -> Void)?
+
+    struct State {
+        var alerting = AlertingCache()
+        var users = UsersCache()
+        var status = SessionStatus()
+        var station = StationStatus()
+        var signalsEmitted: UInt64 = 0
+    }
+
+    public init(
+        supervisor: SessionSupervisor, connection: BusConnection, logger: Logger,
+        statusObserver: (@Sendable (SessionStatus, StationStatus) -> Void)? = nil
+    ) throws(BusError) {
+        self.supervisor = supervisor
+        self.connection = connection
+        self.logger = logger
+        self.statusObserver = statusObserver
+        object = BusObject(path: BridgeNames.objectPath, interfaces: try BridgeNames.interfaces())
+        try publishInitialProperties()
+        installHandlers()
+    }
+
+    /// Exports the object and takes the well-known name (fails when it is taken).
+    public func publish() async throws(BusError) {
+        connection.export(object)
+        try await connection.requestName(BridgeNames.busName)
+    }
+
+    public var signalsEmitted: UInt64 { state.withLock { $0.signalsEmitted } }
+
+    private func publishInitialProperties() throws(BusError) {
+        try object.setProperties(BridgeNames.session, sessionProperties(SessionStatus()))
+        try object.setProperties(
+            BridgeNames.station,
+            [("Connected", .bool(false)), ("Ready", .bool(false)), ("Info", .vardict([])), ("Settings", .vardict([]))])
+        try object.setProperties(BridgeNames.interactions, [("Alerting", .vardicts([]))])
+        try object.setProperties(BridgeNames.users, [("Count", .uint32(0))])
+    }
+
+    private func sessionProperties(_ s: SessionStatus) -> [(String, DBusValue)] {
+        [
+            ("State", .uint32(s.state.rawValue)), ("Server", .string(s.server)), ("UserId", .string(s.userId)),
+            ("UserDisplayName", .string(s.userDisplayName)), ("MessagingMode", .string(s.messagingMode)),
+            ("LastError", .string(s.lastError)), ("ReconnectCount", .uint32(s.reconnectCount)),
+        ]
+    }
+
+    // MARK: Methods
+
+    private func installHandlers() {
+        let supervisor = self.supervisor
+        object.onMethod(BridgeNames.session, "Reconnect") { _ throws(BusError) in
+            supervisor.reconnect()
+            return []
+        }
+        object.onMethod(BridgeNames.session, "Disconnect") { _ throws(BusError) in
+            await supervisor.disconnect()
+            return []
+        }
+        object.onMethod(BridgeNames.station, "Connect") { call throws(BusError) in
+            let settings = try ContractMaps.parseConnect(call.arguments[0])
+            do throws(ICWSError) { try await supervisor.connectStation(settings) } catch { throw ContractMaps.busError(error) }
+            return []
+        }
+        object.onMethod(BridgeNames.station, "Disconnect") { _ throws(BusError) in
+            let station = await supervisor.station
+            guard station.connected || station.requested != nil else {
+                throw ContractMaps.busError(StationCommandError.noStation)
+            }
+            do throws(ICWSError) { try await supervisor.disconnectStation() } catch { throw ContractMaps.busError(error) }
+            return []
+        }
+        object.onMethod(BridgeNames.station, "SetReady") { call throws(BusError) in
+            guard let ready = call.arguments[0].boolValue else { throw .invalidArgs("ready must be a boolean") }
+            do throws(StationCommandError) { try await supervisor.setReady(ready) } catch { throw ContractMaps.busError(error) }
+            return []
+        }
+        object.onMethod(BridgeNames.station, "GetSipCredentials") { call throws(BusError) in
+            let info: StationInformation
+            do throws(StationCommandError) { info = try await supervisor.stationInformation() } catch { throw ContractMaps.busError(error) }
+            self.logger.info("SIP credentials handed out", metadata: ["dbus.sender": "\(call.sender)"])
+            return [.string(info.sipUser ?? ""), .string(info.sipPassword?.value ?? ""), .string(info.sipAddress ?? "")]
+        }
+        object.onMethod(BridgeNames.users, "GetUsers") { _ throws(BusError) in
+            let users = self.state.withLock { $0.users.all }
+            return [.vardicts(users.map(ContractMaps.user))]
+        }
+    }
+
+    // MARK: Events → bus
+
+    /// Consumes the supervisor's events until they end.
+    public func run() async {
+        for await event in supervisor.events {
+            handle(event)
+        }
+    }
+
+    func handle(_ event: SupervisorEvent) {
+        do throws(BusError) {
+            switch event {
+            case .status(let s):
+                let station = state.withLock { st -> StationStatus in
+                    st.status = s
+                    return st.station
+                }
+                try object.setProperties(BridgeNames.session, sessionProperties(s))
+                statusObserver?(s, station)
+            case .station(let st):
+                let status = state.withLock { s -> SessionStatus in
+                    s.station = st
+                    return s.status
+                }
+                try object.setProperties(
+                    BridgeNames.station,
+                    [("Connected", .bool(st.connected)), ("Ready", .bool(st.ready)), ("Settings", ContractMaps.settings(st.requested))])
+                statusObserver?(status, st)
+            case .message(let m):
+                try handle(message: m)
+            case .malformedMessage:
+                break  // logged by the supervisor
+            }
+        } catch {
+            logger.error("could not publish on the bus", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func handle(message: ICWSMessage) throws(BusError) {
+        switch message {
+        case .stationConnectionStateChange(let m):
+            try object.emit(
+                BridgeNames.station, "StationConnectionStateChanged",
+                [ContractMaps.stationInfo(m.previousStationInfo), ContractMaps.stationInfo(m.newStationInfo), .bool(m.isDelta)])
+            countSignal()
+            try object.setProperty(BridgeNames.station, "Info", ContractMaps.stationInfo(m.newStationInfo))
+        case .interactionAlerting(let m):
+            try object.emit(
+                BridgeNames.interactions, "InteractionAlerting",
+                [.vardicts(m.details.map(ContractMaps.alertDetail)), .bool(m.isDelta)])
+            countSignal()
+            let current = state.withLock { s -> [InteractionAlertDetail] in
+                s.alerting.apply(m)
+                return s.alerting.current
+            }
+            try object.setProperty(BridgeNames.interactions, "Alerting", .vardicts(current.map(ContractMaps.alertDetail)))
+        case .users(let m):
+            let count = state.withLock { s -> Int in
+                s.users.apply(m)
+                return s.users.count
+            }
+            try object.emit(
+                BridgeNames.users, "UsersChanged",
+                [.vardicts(m.added.map(ContractMaps.user)), .vardicts(m.changed.map(ContractMaps.user)), .strings(m.removed), .bool(m.isDelta)])
+            countSignal()
+            try object.setProperty(BridgeNames.users, "Count", .uint32(UInt32(clamping: count)))
+        case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .unknown:
+            break
+        }
+    }
+
+    private func countSignal() { state.withLock { $0.signalsEmitted += 1 } }
+}

@@ -1,0 +1,189 @@
+import DBusKit
+import ICWS
+
+/// The names of the D-Bus contract v1.
+public enum BridgeNames {
+    public static let busName = "io.github.icwsbridge.Bridge1"
+    public static let objectPath = "/io/github/icwsbridge/Bridge1"
+    public static let session = "io.github.icwsbridge.Bridge1.Session"
+    public static let station = "io.github.icwsbridge.Bridge1.Station"
+    public static let interactions = "io.github.icwsbridge.Bridge1.Interactions"
+    public static let users = "io.github.icwsbridge.Bridge1.Users"
+    public static let errorPrefix = "io.github.icwsbridge.Bridge1.Error."
+
+    /// The interfaces as the shipped XML describes them.
+    public static func interfaces() throws(BusError) -> [InterfaceDescription] {
+        var all: [InterfaceDescription] = []
+        for file in InterfaceXML.files { all += try InterfaceDescription.parse(xml: file.xml) }
+        return all
+    }
+}
+
+/// JSON → D-Bus as the contract says: string s, bool b, integer x, other
+/// number d, array av, object a{sv}; a null member is left out and its key
+/// listed in the map's `clearedProperties` (as).
+public enum JSONToDBus {
+    public static func value(_ json: JSONValue) -> DBusValue? {
+        switch json {
+        case .null: return nil
+        case .bool(let b): return .bool(b)
+        case .int(let i): return .int64(i)
+        case .double(let d): return .double(d)
+        case .string(let s): return .string(s)
+        case .array(let items): return .array(element: "v", items.compactMap { value($0).map { .variant($0) } })
+        case .object(let members): return map(members)
+        }
+    }
+
+    /// An `a{sv}` from JSON members (later duplicates win), with `clearedProperties`.
+    public static func map(_ members: [(String, JSONValue)], prefix: [(String, DBusValue)] = []) -> DBusValue {
+        var pairs = prefix
+        var cleared: [String] = []
+        var seen: [String: Int] = [:]
+        for (i, p) in pairs.enumerated() { seen[p.0] = i }
+        for (key, json) in members {
+            if let v = value(json) {
+                if let i = seen[key] { pairs[i].1 = v } else {
+                    seen[key] = pairs.count
+                    pairs.append((key, v))
+                }
+            } else if !cleared.contains(key) {
+                cleared.append(key)
+            }
+        }
+        if !cleared.isEmpty { pairs.append(("clearedProperties", .strings(cleared))) }
+        return .vardict(pairs)
+    }
+}
+
+/// ICWS types → contract maps.
+public enum ContractMaps {
+    public static let mediaNames = ICWSEnum.mediaType
+    public static let stationKinds = StationSettings.Kind.allCases.map(\.rawValue)
+
+    /// The station information map; `sipPassword` is never put in it.
+    public static func stationInfo(_ s: StationInformation?) -> DBusValue {
+        guard let s else { return .vardict([]) }
+        var p: [(String, DBusValue)] = []
+        if let v = s.id { p.append(("id", .string(v))) }
+        if let v = s.extension { p.append(("extension", .string(v))) }
+        if let v = s.canBeDialed { p.append(("canBeDialed", .bool(v))) }
+        if let v = s.ringAlways { p.append(("ringAlways", .bool(v))) }
+        if let v = s.sipAddress { p.append(("sipAddress", .string(v))) }
+        if let v = s.sipUser { p.append(("sipUser", .string(v))) }
+        if let v = s.remoteNumber { p.append(("remoteNumber", .string(v))) }
+        if let v = s.managedIPPhone { p.append(("managedIPPhone", .string(v))) }
+        if let v = s.emergencyResponderLocationID { p.append(("emergencyResponderLocationID", .string(v))) }
+        if let v = s.stationSetting { p.append(("stationSetting", .uint32(v))) }
+        if let v = s.allowedMediaTypes { p.append(("allowedMediaTypes", .array(element: "u", v.map { .uint32($0) }))) }
+        return .vardict(p)
+    }
+
+    /// The requested settings in the keys of `Station.Connect`.
+    public static func settings(_ s: StationSettings?) -> DBusValue {
+        guard let s else { return .vardict([]) }
+        var p: [(String, DBusValue)] = [("type", .string(s.kind.rawValue))]
+        if let v = s.workstation { p.append(("workstation", .string(v))) }
+        if let v = s.remoteNumber { p.append(("remoteNumber", .string(v))) }
+        if let v = s.persistentConnection { p.append(("persistentConnection", .bool(v))) }
+        if let v = s.supportedMediaTypes {
+            p.append(("supportedMediaTypes", .strings(v.map { Int($0) < mediaNames.count ? mediaNames[Int($0)] : String($0) })))
+        }
+        p.append(("readyForInteractions", .bool(s.readyForInteractions)))
+        if let v = s.stationConnectionMode { p.append(("stationConnectionMode", .uint32(v))) }
+        return .vardict(p)
+    }
+
+    /// Reads `Station.Connect` settings; any problem is InvalidArgs naming the key.
+    public static func parseConnect(_ value: DBusValue) throws(BusError) -> StationSettings {
+        guard let entries = value.dictEntries else { throw .invalidArgs("settings must be a{sv}") }
+        var seen = Set<String>()
+        var kind: StationSettings.Kind?
+        var s = StationSettings(kind: .stationless)
+        func expect(_ key: String, _ v: DBusValue, _ sig: String) throws(BusError) -> DBusValue {
+            let inner = v.unwrapped
+            guard inner.signature == sig else {
+                throw .invalidArgs("key \"\(key)\" must be of type \(sig), not \(inner.signature)")
+            }
+            return inner
+        }
+        for (key, raw) in entries {
+            guard seen.insert(key).inserted else { throw .invalidArgs("key \"\(key)\" appears twice") }
+            switch key {
+            case "type":
+                let t = try expect(key, raw, "s").stringValue ?? ""
+                guard let k = StationSettings.Kind(rawValue: t) else {
+                    throw .invalidArgs("key \"type\" must be one of \(stationKinds.joined(separator: ", ")), not \"\(t.prefix(64))\"")
+                }
+                kind = k
+            case "workstation": s.workstation = try expect(key, raw, "s").stringValue
+            case "remoteNumber": s.remoteNumber = try expect(key, raw, "s").stringValue
+            case "persistentConnection": s.persistentConnection = try expect(key, raw, "b").boolValue
+            case "readyForInteractions": s.readyForInteractions = try expect(key, raw, "b").boolValue ?? false
+            case "stationConnectionMode": s.stationConnectionMode = try expect(key, raw, "u").uint32Value
+            case "supportedMediaTypes":
+                let names = (try expect(key, raw, "as").arrayElements ?? []).compactMap(\.stringValue)
+                var media: [UInt32] = []
+                for n in names {
+                    guard let i = mediaNames.firstIndex(where: { $0.lowercased() == n.lowercased() }), i > 0 else {
+                        throw .invalidArgs("key \"supportedMediaTypes\" has an unknown media type \"\(n.prefix(64))\"")
+                    }
+                    media.append(UInt32(i))
+                }
+                s.supportedMediaTypes = media
+            default:
+                throw .invalidArgs("unknown key \"\(key.prefix(64))\"")
+            }
+        }
+        guard let kind else { throw .invalidArgs("key \"type\" is required") }
+        s.kind = kind
+        do { try s.validate() } catch { throw .invalidArgs("key \"\(error.key)\" \(error.reason)") }
+        return s
+    }
+
+    public static func alertDetail(_ d: InteractionAlertDetail) -> DBusValue {
+        var p: [(String, DBusValue)] = [
+            ("interactionId", .string(d.interactionId)), ("interactionType", .string(d.interactionType)),
+            ("name", .string(d.name)), ("address", .string(d.address)), ("alertType", .uint32(d.alertType)),
+            ("alertAction", .uint32(d.alertAction)), ("autoAnswer", .bool(d.autoAnswer)),
+        ]
+        if let q = d.queueType { p.append(("queueType", .uint32(q))) }
+        if let q = d.queueName { p.append(("queueName", .string(q))) }
+        p.append(("attributes", .stringDict(d.attributes)))
+        return .vardict(p)
+    }
+
+    /// A user map: id, displayName and the properties as JSON → D-Bus.
+    public static func user(_ u: UserEntry) -> DBusValue {
+        var prefix: [(String, DBusValue)] = [("id", .string(u.id))]
+        if let d = u.displayName { prefix.append(("displayName", .string(d))) }
+        return JSONToDBus.map(u.properties.filter { $0.0 != "id" && $0.0 != "displayName" }, prefix: prefix)
+    }
+
+    /// ICWS failures → the contract's error names. Messages carry the server's
+    /// errorId and text, never a secret.
+    public static func busError(_ e: ICWSError) -> BusError {
+        func named(_ n: String, _ m: String) -> BusError { BusError(name: BridgeNames.errorPrefix + n, message: m) }
+        let id = e.errorId ?? ""
+        switch e.kind {
+        case .notConnected: return named("NotConnected", "no ICWS session now")
+        case .timeout: return named("Timeout", "the ICWS server did not answer in time")
+        case .transport: return named("NotConnected", "the ICWS server cannot be reached: \(e.message)")
+        case .invalidResponse: return named("ServerError", "invalid response from the ICWS server: \(e.message)")
+        case .server(let status):
+            if status == 401 { return named("NotConnected", "the ICWS session is no longer valid; reconnecting") }
+            if status == 403 { return named("Forbidden", "\(id): \(e.message)") }
+            if id.hasSuffix("unknownStation") { return named("UnknownStation", "\(id): \(e.message)") }
+            if id.hasSuffix("noLicense") { return named("NoLicense", "\(id): \(e.message)") }
+            if id == "error.request.timeout" { return named("Timeout", "\(id): \(e.message)") }
+            return named("ServerError", "HTTP \(status) \(id.isEmpty ? "" : id + ": ")\(e.message)")
+        }
+    }
+
+    public static func busError(_ e: StationCommandError) -> BusError {
+        switch e {
+        case .noStation: return BusError(name: BridgeNames.errorPrefix + "NoStation", message: "no station is connected")
+        case .icws(let i): return busError(i)
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import Logging
+import Synchronization
+
+/// An exported object: interfaces from introspection XML, method handlers,
+/// properties (Get, GetAll, Set where writable, PropertiesChanged) and
+/// `Introspect` served from the same XML.
+public final class BusObject: Sendable {
+    public typealias Handler = @Sendable (MethodCall) async throws(BusError) -> [DBusValue]
+    public typealias Setter = @Sendable (DBusValue) async throws(BusError) -> Void
+
+    public let path: String
+    public let interfaces: [InterfaceDescription]
+    private let handlers = Mutex<[String: Handler]>([:])
+    private let setters = Mutex<[String: Setter]>([:])
+    private let properties = Mutex<[String: [String: DBusValue]]>([:])
+    private let connection = Mutex<BusConnection?>(nil)
+
+    static let introspectionHeader =
+        "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n"
+        + " \"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n"
+
+    public init(path: String, interfaces: [InterfaceDescription]) {
+        self.path = path
+        self.interfaces = interfaces
+    }
+
+    func attach(_ c: BusConnection) { connection.withLock { $0 = c } }
+
+    public func interface(_ name: String) -> InterfaceDescription? { interfaces.first { $0.name == name } }
+
+    /// Sets the handler of a method declared in the XML.
+    public func onMethod(_ interface: String, _ member: String, _ handler: @escaping Handler) {
+        handlers.withLock { $0[interface + "." + member] = handler }
+    }
+
+    /// Makes a property writable through `Properties.Set` (it must be declared writable).
+    public func onSetProperty(_ interface: String, _ name: String, _ setter: @escaping Setter) {
+        setters.withLock { $0[interface + "." + name] = setter }
+    }
+
+    public func property(_ interface: String, _ name: String) -> DBusValue? {
+        properties.withLock { $0[interface]?[name] }
+    }
+
+    /// Updates properties; those whose value changed are announced in one
+    /// `PropertiesChanged`. Values of the wrong type are refused.
+    public func setProperties(_ interface: String, _ values: [(String, DBusValue)]) throws(BusError) {
+        guard let desc = self.interface(interface) else { throw .unknownInterface(interface) }
+        for (name, value) in values {
+            guard let p = desc.property(name) else { throw .unknownProperty("\(interface).\(name)") }
+            guard p.type == value.signature else {
+                throw .invalidArgs("property \(name) is \(p.type), not \(value.signature)")
+            }
+        }
+        let changed = properties.withLock { store -> [(String, DBusValue)] in
+            var out: [(String, DBusValue)] = []
+            for (name, value) in values where store[interface]?[name] != value {
+                store[interface, default: [:]][name] = value
+                out.append((name, value))
+            }
+            return out
+        }
+        guard !changed.isEmpty, let c = connection.withLock({ $0 }) else { return }
+        try c.emitSignal(
+            path: path, interface: "org.freedesktop.DBus.Properties", member: "PropertiesChanged",
+            arguments: [.string(interface), .vardict(changed), .strings([])])
+    }
+
+    public func setProperty(_ interface: String, _ name: String, _ value: DBusValue) throws(BusError) {
+        try setProperties(interface, [(name, value)])
+    }
+
+    /// Emits a signal declared in the XML, checking its signature.
+    public func emit(_ interface: String, _ member: String, _ arguments: [DBusValue]) throws(BusError) {
+        guard let s = self.interface(interface)?.signal(member) else { throw .unknownMethod("no signal \(interface).\(member)") }
+        let signature = arguments.map(\.signature).joined()
+        guard signature == s.signature else { throw .invalidArgs("signal \(member) is (\(s.signature)), not (\(signature))") }
+        guard let c = connection.withLock({ $0 }) else { throw .disconnected("object not exported") }
+        try c.emitSignal(path: path, interface: interface, member: member, arguments: arguments)
+    }
+
+    public var introspectionXML: String {
+        Self.introspectionHeader + "<node>\n" + StandardInterfaces.xml
+            + interfaces.map { "  " + $0.xml + "\n" }.joined() + "</node>\n"
+    }
+
+    // MARK: Dispatch
+
+    func handle(_ call: MethodCall) async -> Result<[DBusValue], BusError> {
+        do throws(BusError) {
+            return .success(try await dispatch(call))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func dispatch(_ call: MethodCall) async throws(BusError) -> [DBusValue] {
+        switch (call.interface, call.member) {
+        case ("org.freedesktop.DBus.Introspectable", "Introspect"), ("", "Introspect"):
+            return [.string(introspectionXML)]
+        case ("org.freedesktop.DBus.Properties", let member):
+            return try await propertiesCall(member, call)
+        default: break
+        }
+        let candidates = call.interface.isEmpty ? interfaces : interfaces.filter { $0.name == call.interface }
+        if candidates.isEmpty { throw .unknownInterface("no interface \(call.interface) at \(path)") }
+        guard let iface = candidates.first(where: { $0.method(call.member) != nil }),
+            let method = iface.method(call.member)
+        else { throw .unknownMethod("no method \(call.member) in \(call.interface.isEmpty ? path : call.interface)") }
+        guard call.signature == method.inSignature else {
+            throw .invalidArgs("\(iface.name).\(method.name) takes (\(method.inSignature)), not (\(call.signature))")
+        }
+        guard let handler = handlers.withLock({ $0[iface.name + "." + method.name] }) else {
+            throw .unknownMethod("\(iface.name).\(method.name) is not implemented")
+        }
+        let values = try await handler(call)
+        let out = values.map(\.signature).joined()
+        guard out == method.outSignature else {
+            throw .failed("internal error: \(method.name) returned (\(out)) instead of (\(method.outSignature))")
+        }
+        return values
+    }
+
+    private func propertiesCall(_ member: String, _ call: MethodCall) async throws(BusError) -> [DBusValue] {
+        let args = call.arguments
+        switch member {
+        case "Get":
+            guard call.signature == "ss", case .string(let i) = args[0], case .string(let n) = args[1] else {
+                throw .invalidArgs("Get takes (ss)")
+            }
+            guard let iface = interface(i) else { throw .unknownInterface("no interface \(i) at \(path)") }
+            guard let p = iface.property(n) else { throw .unknownProperty("no property \(i).\(n)") }
+            guard p.readable else { throw .accessDenied("property \(n) is not readable") }
+            guard let v = property(i, n) else { throw .failed("property \(n) has no value yet") }
+            return [.variant(v)]
+        case "GetAll":
+            guard call.signature == "s", case .string(let i) = args[0] else { throw .invalidArgs("GetAll takes (s)") }
+            guard let iface = interface(i) else {
+                // The spec allows an empty result for an interface the object does not have.
+                if i.isEmpty { return [.vardict(allProperties())] }
+                throw .unknownInterface("no interface \(i) at \(path)")
+            }
+            let values = properties.withLock { $0[i] ?? [:] }
+            return [.vardict(iface.properties.filter(\.readable).compactMap { p in values[p.name].map { (p.name, $0) } })]
+        case "Set":
+            guard call.signature == "ssv", case .string(let i) = args[0], case .string(let n) = args[1],
+                case .variant(let v) = args[2]
+            else { throw .invalidArgs("Set takes (ssv)") }
+            guard let iface = interface(i) else { throw .unknownInterface("no interface \(i) at \(path)") }
+            guard let p = iface.property(n) else { throw .unknownProperty("no property \(i).\(n)") }
+            guard p.writable, let setter = setters.withLock({ $0[i + "." + n] }) else {
+                throw .propertyReadOnly("property \(i).\(n) is read-only")
+            }
+            guard v.signature == p.type else { throw .invalidArgs("property \(n) is \(p.type), not \(v.signature)") }
+            try await setter(v)
+            return []
+        default:
+            throw .unknownMethod("no method \(member) in org.freedesktop.DBus.Properties")
+        }
+    }
+
+    private func allProperties() -> [(String, DBusValue)] {
+        let store = properties.withLock { $0 }
+        return interfaces.flatMap { iface in
+            iface.properties.filter(\.readable).compactMap { p in store[iface.name]?[p.name].map { (p.name, $0) } }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+import DBusKit
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import TestSupport
+
+let testXML = """
+    <node>
+      <!-- A test interface. -->
+      <interface name="org.example.Test">
+        <method name="Echo">
+          <arg name="value" type="a{sv}" direction="in"/>
+          <arg name="same" type="a{sv}" direction="out"/>
+        </method>
+        <method name="Types">
+          <arg type="y" direction="in"/><arg type="b" direction="in"/><arg type="n" direction="in"/>
+          <arg type="q" direction="in"/><arg type="i" direction="in"/><arg type="u" direction="in"/>
+          <arg type="x" direction="in"/><arg type="t" direction="in"/><arg type="d" direction="in"/>
+          <arg type="s" direction="in"/><arg type="o" direction="in"/><arg type="g" direction="in"/>
+          <arg type="(sv)" direction="in"/>
+          <arg name="count" type="u" direction="out"/>
+        </method>
+        <method name="Later">
+          <arg name="ms" type="u" direction="in"/>
+          <arg name="ms_back" type="u" direction="out"/>
+        </method>
+        <method name="Fail"/>
+        <method name="Burst">
+          <arg name="count" type="u" direction="in"/>
+        </method>
+        <property name="Counter" type="u" access="read"/>
+        <property name="Label" type="s" access="readwrite"/>
+        <signal name="Tick">
+          <arg name="sequence" type="u"/>
+          <arg name="payload" type="a{sv}"/>
+        </signal>
+      </interface>
+    </node>
+    """
+
+struct TestService {
+    let bus: PrivateBus
+    let server: BusConnection
+    let object: BusObject
+
+    static func start(name: String = "org.example.TestService") async throws -> TestService {
+        let bus = try PrivateBus(includeShippedPolicy: false)
+        let server = try await BusConnection.connect(.address(bus.address), logger: Logger(label: "test.server"))
+        let object = BusObject(path: "/org/example/Test", interfaces: try InterfaceDescription.parse(xml: testXML))
+        object.onMethod("org.example.Test", "Echo") { call throws(BusError) in [call.arguments[0]] }
+        object.onMethod("org.example.Test", "Types") { call throws(BusError) in [.uint32(UInt32(call.arguments.count))] }
+        object.onMethod("org.example.Test", "Later") { call throws(BusError) in
+            let ms = call.arguments[0].uint32Value ?? 0
+            try? await Task.sleep(for: .milliseconds(Int(ms)))
+            return [.uint32(ms)]
+        }
+        object.onMethod("org.example.Test", "Fail") { _ throws(BusError) in
+            throw BusError(name: "org.example.Error.Nope", message: "it failed on purpose")
+        }
+        object.onMethod("org.example.Test", "Burst") { [object] call throws(BusError) in
+            let n = call.arguments[0].uint32Value ?? 0
+            for i in 0..<n {
+                try object.emit("org.example.Test", "Tick", [.uint32(i), .vardict([("i", .uint32(i)), ("s", .string("tick \(i)"))])])
+            }
+            return []
+        }
+        object.onSetProperty("org.example.Test", "Label") { [object] value throws(BusError) in
+            guard let s = value.stringValue, !s.isEmpty else { throw .invalidArgs("Label must not be empty") }
+            try object.setProperty("org.example.Test", "Label", .string(s))
+        }
+        try object.setProperties("org.example.Test", [("Counter", .uint32(1)), ("Label", .string("start"))])
+        server.export(object)
+        try await server.requestName(name)
+        return TestService(bus: bus, server: server, object: object)
+    }
+
+    func client() async throws -> BusConnection {
+        try await BusConnection.connect(.address(bus.address), logger: Logger(label: "test.client"))
+    }
+
+    func stop() {
+        server.close()
+        bus.stop()
+    }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(3))) struct DBusKitTests {
+    @Test func valuesRoundTripThroughTheBus() async throws {
+        let svc = try await TestService.start()
+        defer { svc.stop() }
+        let client = try await svc.client()
+        defer { client.close() }
+        let nested: DBusValue = .vardict([
+            ("s", .string("héllo")), ("b", .bool(true)), ("x", .int64(-5)), ("d", .double(2.5)),
+            ("au", .array(element: "u", [.uint32(1), .uint32(2)])), ("empty", .array(element: "s", [])),
+            ("dict", .vardict([("inner", .variant(.string("deep")))])), ("ss", .stringDict([("a", "b")])),
+            ("strct", .structure([.string("a"), .int32(7)])), ("o", .objectPath("/a/b")), ("g", .signature("a{sv}")),
+            ("y", .byte(255)), ("n", .int16(-3)), ("q", .uint16(3)), ("t", .uint64(UInt64.max)),
+            ("nul", .string("a\u{0}b")),
+        ])
+        let reply = try await client.call(destination: "org.example.TestService", path: "/org/example/Test", interface: "org.example.Test", member: "Echo", arguments: [nested])
+        guard case .dict(_, _, let entries) = reply[0] else { Issue.record("not a dict"); return }
+        #expect(entries.count == 16)
+        #expect(reply[0]["nul"] == .string("ab"), "NUL is dropped, not fatal")
+        #expect(reply[0]["dict"]?["inner"] == .string("deep"))
+        #expect(reply[0]["strct"] == .structure([.string("a"), .int32(7)]))
+        #expect(reply[0]["empty"] == .array(element: "s", []))
+        #expect(reply[0]["t"] == .uint64(UInt64.max))
+    }
+
+    @Test func realClientsCallAndIntrospect() async throws {
+        let svc = try await TestService.start()
+        defer { svc.stop() }
+        let types = try svc.bus.busctl(["call", "--", "org.example.TestService", "/org/example/Test", "org.example.Test", "Types", "ybnqiuxtdsog(sv)", "1", "true", "-2", "3", "-4", "5", "-6", "7", "8.5", "str", "/p", "s", "k", "s", "v"])
+        #expect(types.status == 0, "\(types.stderr)")
+        #expect(types.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "u 13")
+        let xml = try svc.bus.busctl(["introspect", "--xml-interface", "org.example.TestService", "/org/example/Test"])
+        #expect(xml.status == 0)
+        let parsed = try InterfaceDescription.parse(xml: xml.stdout)
+        let expected = try InterfaceDescription.parse(xml: testXML)[0]
+        let served = try #require(parsed.first { $0.name == "org.example.Test" })
+        #expect(served.methods == expected.methods && served.signals == expected.signals && served.properties == expected.properties)
+        #expect(parsed.contains { $0.name == "org.freedesktop.DBus.Properties" })
+        // The tree from the root down reaches the object.
+        let tree = try svc.bus.busctl(["tree", "--list", "org.example.TestService"])
+        #expect(tree.stdout.contains("/org/example/Test"), "\(tree.stdout) \(tree.stderr)")
+        let ping = try svc.bus.busctl(["call", "org.example.TestService", "/org/example/Test", "org.freedesktop.DBus.Peer", "Ping"])
+        #expect(ping.status == 0)
+        let gdbus = try runCommand(["gdbus", "introspect", "--address", svc.bus.address, "--dest", "org.example.TestService", "--object-path", "/org/example/Test"])
+        #expect(gdbus.status == 0 && gdbus.stdout.contains("Echo(in  a{sv} value,"), "\(gdbus.stdout) \(gdbus.stderr)")
+    }
+
+    @Test func badCallsGetErrorsAndTheServiceGoesOn() async throws {
+        let svc = try await TestService.start()
+        defer { svc.stop() }
+        let wrong = try svc.bus.busctl(["call", "org.example.TestService", "/org/example/Test", "org.example.Test", "Echo", "s", "x"])
+        #expect(wrong.status != 0)
+        #expect(wrong.stderr.contains("takes (a{sv}), not (s)"), "\(wrong.stderr)")
+        let unknown = try svc.bus.busctl(["call", "org.example.TestService", "/org/example/Test", "org.example.Test", "Nope"])
+        #expect(unknown.stderr.contains("no method Nope"))
+        let fail = try svc.bus.busctl(["call", "org.example.TestService", "/org/example/Test", "org.example.Test", "Fail"])
+        #expect(fail.stderr.contains("it failed on purpose"))
+        let noObject = try svc.bus.busctl(["call", "org.example.TestService", "/nowhere", "org.example.Test", "Fail"])
+        #expect(noObject.status != 0)
+        let client = try await svc.client()
+        defer { client.close() }
+        do {
+            _ = try await client.call(destination: "org.example.TestService", path: "/org/example/Test", interface: "org.example.Test", member: "Fail")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.name == "org.example.Error.Nope")
+        }
+        // Still alive after all of that.
+        let later = try await client.call(destination: "org.example.TestService", path: "/org/example/Test", interface: "org.example.Test", member: "Later", arguments: [.uint32(10)])
+        #expect(later == [.uint32(10)])
+    }
+
+    @Test func repliesComeLaterAndConcurrently() async throws {
+        let svc = try await TestService.start()
+        defer { svc.stop() }
+        let client = try await svc.client()
+        defer { client.close() }
+        let start = ContinuousClock.now
+        let results = try await withThrowingTaskGroup(of: [DBusValue].self) { group in
+            for _ in 0..<20 {
+                group.addTask { try await client.call(destination: "org.example.TestService", path: "/org/example/Test", interface: "org.example.Test", member: "Later", arguments: [.uint32(300)]) }
+            }
+            var all: [[DBusValue]] = []
+            for try await r in group { all.append(r) }
+            return all
+        }
+        #expect(results.count == 20 && results.allSatisfy { $0 == [.uint32(300)] })
+        #expect(ContinuousClock.now - start < .seconds(3), "handlers ran concurrently, not one after another")
+        do {
+            _ = try await client.call(destination: "org.example.TestService", path: "/org/example/Test", interface: "org.example.Test", member: "Later", arguments: [.uint32(2000)], timeout: .milliseconds(200))
+            Issue.record("expected a timeout")
+        } catch { #expect(error.name == "org.freedesktop.DBus.Error.NoReply") }
+    }
+
+    @Test func propertiesGetGetAllSetAndChanged() async throws {
+        let svc = try await TestService.start()
+        defer { svc.stop() }
+        let client = try await svc.client()
+        defer { client.close() }
+        try await client.addMatch("type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'")
+        let signals = client.signals()
+        let get = try svc.bus.busctl(["get-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Counter"])
+        #expect(get.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "u 1")
+        try svc.object.setProperty("org.example.Test", "Counter", .uint32(2))
+        try svc.object.setProperty("org.example.Test", "Counter", .uint32(2))  // unchanged: no signal
+        try svc.object.setProperty("org.example.Test", "Counter", .uint32(3))
+        var changes: [DBusValue] = []
+        for await s in signals {
+            changes.append(s.arguments[1])
+            if changes.count == 2 { break }
+        }
+        #expect(changes == [.vardict([("Counter", .uint32(2))]), .vardict([("Counter", .uint32(3))])])
+        let all = try await client.call(destination: "org.example.TestService", path: "/org/example/Test", interface: "org.freedesktop.DBus.Properties", member: "GetAll", arguments: [.string("org.example.Test")])
+        #expect(all[0]["Counter"] == .uint32(3) && all[0]["Label"] == .string("start"))
+        let set = try svc.bus.busctl(["set-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Label", "s", "new"])
+        #expect(set.status == 0, "\(set.stderr)")
+        #expect(svc.object.property("org.example.Test", "Label") == .string("new"))
+        let readOnly = try svc.bus.busctl(["set-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Counter", "u", "9"])
+        #expect(readOnly.status != 0 && readOnly.stderr.contains("read-only"))
+        let wrongType = try svc.bus.busctl(["set-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Label", "u", "9"])
+        #expect(wrongType.status != 0)
+        #expect(throws: BusError.self) { try svc.object.setProperty("org.example.Test", "Counter", .string("x")) }
+    }
+
+    @Test func nameAlreadyTakenIsAClearError() async throws {
+        let svc = try await TestService.start()
+        defer { svc.stop() }
+        let other = try await svc.client()
+        defer { other.close() }
+        do {
+            try await other.requestName("org.example.TestService")
+            Issue.record("expected the name to be taken")
+        } catch {
+            #expect(error.message.contains("already owned"))
+        }
+    }
+
+    @Test func burstOf100000SignalsArrivesCompleteAndInOrder() async throws {
+        let svc = try await TestService.start()
+        defer { svc.stop() }
+        let client = try await svc.client()
+        defer { client.close() }
+        try await client.addMatch("type='signal',interface='org.example.Test',member='Tick'")
+        let signals = client.signals()
+        let n: UInt32 = 100_000
+        _ = try await client.call(destination: "org.example.TestService", path: "/org/example/Test", interface: "org.example.Test", member: "Burst", arguments: [.uint32(n)], timeout: .seconds(120))
+        var expected: UInt32 = 0
+        for await s in signals {
+            guard s.arguments.first == .uint32(expected) else {
+                Issue.record("signal \(expected) missing or out of order: got \(String(describing: s.arguments.first))")
+                break
+            }
+            expected += 1
+            if expected == n { break }
+        }
+        #expect(expected == n)
+    }
+
+    @Test func disconnectIsNoticed() async throws {
+        let svc = try await TestService.start()
+        let noticed = Mutex(false)
+        svc.server.onDisconnect { noticed.withLock { $0 = true } }
+        svc.bus.stop()
+        try await eventually("disconnect noticed") { noticed.withLock { $0 } }
+        #expect(!svc.server.isConnected)
+        do {
+            _ = try await svc.server.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "GetId")
+            Issue.record("expected an error")
+        } catch { #expect(error.name == "org.freedesktop.DBus.Error.Disconnected") }
+    }
+
+    @Test func interfaceXMLParsing() throws {
+        let parsed = try InterfaceDescription.parse(xml: testXML)
+        #expect(parsed.count == 1)
+        let i = parsed[0]
+        #expect(i.method("Echo")?.inSignature == "a{sv}" && i.method("Echo")?.outSignature == "a{sv}")
+        #expect(i.method("Types")?.inSignature == "ybnqiuxtdsog(sv)")
+        #expect(i.method("Fail")?.inSignature == "")
+        #expect(i.signal("Tick")?.signature == "ua{sv}")
+        #expect(i.property("Label")?.writable == true && i.property("Counter")?.writable == false)
+        #expect(i.xml.hasPrefix("<interface name=\"org.example.Test\">") && i.xml.hasSuffix("</interface>"))
+        #expect(throws: BusError.self) { try InterfaceDescription.parse(xml: "<node><interface name=\"a\"><!-- x") }
+    }
+}

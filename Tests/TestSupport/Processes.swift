@@ -1,0 +1,143 @@
+import Foundation
+
+/// The repository root (for shipped files such as dbus/ and systemd/).
+public let repositoryRoot: URL = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url
+}()
+
+public struct CommandResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs a command to completion (optionally as another user through setpriv).
+public func runCommand(
+    _ arguments: [String], environment: [String: String] = [:], asUser user: String? = nil, input: String? = nil
+) throws -> CommandResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    var args = arguments
+    if let user { args = ["setpriv", "--reuid=\(user)", "--regid=\(user)", "--init-groups", "--"] + args }
+    p.arguments = args
+    var env = ProcessInfo.processInfo.environment
+    env.merge(environment) { $1 }
+    p.environment = env
+    let out = Pipe()
+    let err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    if let input {
+        let inPipe = Pipe()
+        p.standardInput = inPipe
+        try p.run()
+        inPipe.fileHandleForWriting.write(Data(input.utf8))
+        try inPipe.fileHandleForWriting.close()
+    } else {
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+    }
+    // Read both pipes fully before waiting so a large output cannot block the child.
+    let group = DispatchGroup()
+    nonisolated(unsafe) var errData = Data()
+    group.enter()
+    DispatchQueue.global().async {
+        errData = err.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    p.waitUntilExit()
+    return CommandResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+}
+
+public var isRoot: Bool { getuid() == 0 }
+
+/// Makes sure the system users the policy names exist (tests run as root):
+/// `icws-bridge`, group `icws-agents`, `icws-test-agent` (a member) and
+/// `icws-test-outsider` (not a member).
+public func ensurePolicyUsers() throws {
+    if (try? runCommand(["getent", "group", "icws-agents"]))?.status != 0 {
+        _ = try runCommand(["groupadd", "--system", "icws-agents"])
+    }
+    if (try? runCommand(["id", "icws-bridge"]))?.status != 0 {
+        _ = try runCommand(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "icws-bridge"])
+    }
+    if (try? runCommand(["id", "icws-test-agent"]))?.status != 0 {
+        _ = try runCommand(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "-G", "icws-agents", "icws-test-agent"])
+    }
+    if (try? runCommand(["id", "icws-test-outsider"]))?.status != 0 {
+        _ = try runCommand(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "icws-test-outsider"])
+    }
+}
+
+/// A dbus-daemon of the test's own, on a socket in a fresh directory, with a
+/// config that includes the shipped system.d policy (so the policy is tested).
+public final class PrivateBus: @unchecked Sendable {
+    // Unchecked: the fields are set once in init and only read afterwards.
+    public let address: String
+    public let directory: URL
+    let process: ChildProcess
+
+    public init(includeShippedPolicy: Bool = true, allowRootToOwnBridgeName: Bool = true) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("icws-bus-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        _ = chmod(dir.path, 0o755)
+        directory = dir
+        let socket = dir.appendingPathComponent("bus").path
+        let policy = repositoryRoot.appendingPathComponent("dbus/system.d/io.github.icwsbridge.Bridge1.conf").path
+        let config = """
+            <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+             "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+            <busconfig>
+              <type>system</type>
+              <listen>unix:path=\(socket)</listen>
+              <auth>EXTERNAL</auth>
+              <policy context="default">
+                <allow user="*"/>
+                <allow own="*"/>
+                <allow send_type="method_call"/>
+                <allow send_type="signal"/>
+                <allow send_requested_reply="true" send_type="method_return"/>
+                <allow send_requested_reply="true" send_type="error"/>
+                <allow receive_type="method_call"/>
+                <allow receive_type="method_return"/>
+                <allow receive_type="error"/>
+                <allow receive_type="signal"/>
+                <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+              </policy>
+              \(allowRootToOwnBridgeName ? "<policy user=\"root\"><allow own=\"io.github.icwsbridge.Bridge1\"/></policy>" : "")
+              \(includeShippedPolicy ? "<include>\(policy)</include>" : "")
+              <limit name="max_incoming_bytes">1000000000</limit>
+              <limit name="max_outgoing_bytes">1000000000</limit>
+              <limit name="max_message_size">134217728</limit>
+              <limit name="max_replies_per_connection">100000</limit>
+            </busconfig>
+            """
+        let configURL = dir.appendingPathComponent("bus.conf")
+        try config.write(to: configURL, atomically: true, encoding: .utf8)
+        let p = try ChildProcess(
+            ["dbus-daemon", "--nofork", "--nopidfile", "--nosyslog", "--config-file=\(configURL.path)", "--print-address=1"],
+            captureStdout: true)
+        process = p
+        address = p.readLine() ?? ""
+        if address.isEmpty {
+            p.killNow()
+            throw TimeoutError(description: "dbus-daemon did not start (see its stderr)")
+        }
+    }
+
+    public func stop() {
+        process.killNow()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
+
+    /// Runs busctl against this bus.
+    public func busctl(_ args: [String], asUser user: String? = nil) throws -> CommandResult {
+        try runCommand(["busctl", "--address=\(address)"] + args, asUser: user)
+    }
+}
