@@ -74,6 +74,9 @@ public final class EventLog: Sendable {
     private let state = Mutex<(statuses: [SessionStatus], stations: [StationStatus], messages: [ICWSMessage], malformed: [MessageDecodeError])>(([], [], [], []))
     private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
 
+    static let detached = EventLog()
+    private init() {}
+
     public init(_ supervisor: SessionSupervisor) {
         let t = Task { [weak self] in
             for await e in supervisor.events {
@@ -118,7 +121,7 @@ public struct SupervisorHarness: Sendable {
     let task: Task<Void, Never>
 
     public static func start(
-        sim: ICWSSimulator, password: String = "secret", host: String = "127.0.0.1",
+        sim: ICWSSimulator, password: String = "secret", host: String = "127.0.0.1", observeEvents: Bool = true,
         _ configure: (inout SupervisorConfiguration) -> Void = { _ in }
     ) throws -> SupervisorHarness {
         let logs = LogCapture()
@@ -130,7 +133,8 @@ public struct SupervisorHarness: Sendable {
         configure(&config)
         let clock = ManualClock()
         let supervisor = SessionSupervisor(configuration: config, client: client, clock: clock, random: { 0.5 }, logger: logs.logger("icws.session"))
-        let log = EventLog(supervisor)
+        // The event stream has one consumer: the log here, or the bridge under test.
+        let log = observeEvents ? EventLog(supervisor) : EventLog.detached
         let task = Task { await supervisor.run() }
         return SupervisorHarness(sim: sim, client: client, supervisor: supervisor, clock: clock, log: log, logs: logs, task: task)
     }
