@@ -50,13 +50,19 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .target(
+            name: "Daemon",
+            dependencies: [
+                "Bridge", "Systemd", "ICWS", "DBusKit",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "icws-bridged",
             dependencies: [
-                "Bridge", "Systemd", "ICWS", "DBusKit",
+                "Daemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "icws-bridgectl",
@@ -78,6 +84,8 @@ let package = Package(
         .testTarget(name: "ICWSTests", dependencies: ["ICWS", "ICWSSimulator", "TestSupport"]),
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "TestSupport"]),
         .testTarget(name: "BridgeTests", dependencies: ["Bridge", "ICWS", "DBusKit", "ICWSSimulator", "TestSupport"]),
-        .testTarget(name: "DaemonTests", dependencies: ["TestSupport", "ICWSSimulator", "DBusKit", "ICWS"]),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["TestSupport", "ICWSSimulator", "DBusKit", "ICWS", "Daemon", "Bridge", "icws-bridged", "icws-bridgectl"]),
     ]
 )

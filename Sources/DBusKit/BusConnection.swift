@@ -333,6 +333,22 @@ public final class BusConnection: Sendable {
 
     public var isConnected: Bool { shared.withLock { !$0.closed && !$0.closing } }
 
+    /// True once the bus thread ran a no-op handed to it (a liveness check for the watchdog).
+    public func ping(timeout: Duration) async -> Bool {
+        let done = Mutex(false)
+        return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            let claim: @Sendable () -> Bool = { done.withLock { d in defer { d = true }; return !d } }
+            guard submit({ _ in if claim() { c.resume(returning: true) } }) else {
+                if claim() { c.resume(returning: false) }
+                return
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                if claim() { c.resume(returning: false) }
+            }
+        }
+    }
+
     /// Called (on the bus thread) when the bus drops the connection.
     public func onDisconnect(_ handler: @escaping @Sendable () -> Void) {
         disconnectHandlers.withLock { $0.append(handler) }

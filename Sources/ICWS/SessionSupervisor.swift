@@ -563,13 +563,15 @@ public actor SessionSupervisor {
             emit(.malformedMessage(error))
             return nil
         case .success(let message):
-            if case .stationConnectionStateChange(let m) = message {
-                let connected = !(m.newStationInfo.id ?? "").isEmpty && (m.newStationInfo.stationSetting ?? 1) != 0
-                if connected != station.connected {
-                    station.connected = connected
-                    if !connected { station.ready = false }
-                    emit(.station(station))
-                }
+            // A delta that shows the station gone (taken over, removed by an admin) ends it here
+            // too. Snapshots are ignored: one can arrive after a PUT already answered.
+            if case .stationConnectionStateChange(let m) = message, m.isDelta, station.connected,
+                station.requested?.kind != .stationless,
+                (m.newStationInfo.id ?? "").isEmpty, (m.newStationInfo.stationSetting ?? 0) == 0
+            {
+                station.connected = false
+                station.ready = false
+                emit(.station(station))
             }
             emit(.message(message))
             if case .connectionStateChange(let m) = message, m.newConnectionState == 2 {
@@ -579,10 +581,18 @@ public actor SessionSupervisor {
         }
     }
 
+    /// Logs out, giving up after 3 s so that a stop stays quick when the server is gone.
     private func logout(_ s: ICWSSession) async {
         let client = self.client
         // Detached so that a cancelled caller still gets its logout out.
-        await Task.detached { try? await client.logout(s) }.value
+        await Task.detached {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await client.logout(s) }
+                group.addTask { try? await Task.sleep(for: .seconds(3)) }
+                await group.next()
+                group.cancelAll()
+            }
+        }.value
     }
 
     private func logoutOnExit(_ s: ICWSSession) async {

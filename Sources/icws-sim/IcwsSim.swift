@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ICWSSimulator
 import Logging
 
@@ -80,7 +81,8 @@ struct IcwsSim: AsyncParsableCommand {
         config.seed = seed
         let sim = ICWSSimulator(configuration: config)
         let bound = try await sim.start()
-        print("icws-sim listening on http://\(host):\(bound)")
+        // Unbuffered, so that a script reading a pipe sees the port at once.
+        FileHandle.standardOutput.write(Data("icws-sim listening on http://\(host):\(bound)\n".utf8))
         try await sim.run()
     }
 }

@@ -1,0 +1,279 @@
+import Foundation
+import ICWS
+
+/// A configuration problem, naming the file, line and key.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public var file: String
+    public var line: Int?
+    public var key: String?
+    public var message: String
+
+    public var description: String {
+        var s = file
+        if let line { s += ":\(line)" }
+        if let key { s += ": \(key)" }
+        return s + ": " + message
+    }
+}
+
+/// Everything `icws-bridge.conf` can say, with the defaults documented in README.md.
+public struct DaemonConfiguration: Sendable, Equatable {
+    public var servers: [ServerURL] = []
+    public var user = ""
+    public var passwordFile: String?
+    public var applicationName = "icws-bridge"
+    public var language = "en-us"
+    public var messaging = MessagingMode.auto
+    public var pollInterval: Duration = .seconds(1)
+    public var requestTimeout: Duration = .seconds(30)
+    public var stallTimeout: Duration = .seconds(90)
+    public var caFile: String?
+    public var allowInsecureHTTP = false
+    public var backoffInitial: Duration = .seconds(1)
+    public var backoffCap: Duration = .seconds(60)
+    public var alertingAttributes = ["Eic_RemoteName", "Eic_WorkgroupName"]
+    public var usersEnabled = true
+    public var usersSubscriptionId = "icws-bridge-users"
+    public var usersIds = ["*"]
+    public var usersProperties = ["extension", "statusText"]
+    public var usersRightsFilter = "view"
+    public var station: StationSettings?
+    public var logoutOnStop = true
+
+    public init() {}
+
+    /// Every key, in the order README.md documents them.
+    public static let keys = [
+        "server", "user", "password-file", "application-name", "language", "messaging", "poll-interval",
+        "request-timeout", "stall-timeout", "ca-file", "allow-insecure-http", "backoff-initial", "backoff-cap",
+        "alerting-attributes", "users-enabled", "users-subscription-id", "users-ids", "users-properties",
+        "users-rights-filter", "station-type", "station-workstation", "station-remote-number",
+        "station-persistent-connection", "station-media-types", "station-ready", "station-connection-mode",
+        "logout-on-stop",
+    ]
+
+    public static func load(path: String) throws(ConfigError) -> DaemonConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (permissions?)" : "does not exist"
+            throw ConfigError(file: path, line: nil, key: nil, message: "the configuration file \(reason)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, line: nil, key: nil, message: "the configuration file is not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Parses `key = value` lines; `#` or `;` starts a comment line; values may be "quoted".
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonConfiguration {
+        var c = DaemonConfiguration()
+        var stationFields: [String: (String, Int)] = [:]
+        var seen: Set<String> = []
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let lineNo = index + 1
+            let line = rawLine.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            func fail(_ key: String?, _ message: String) -> ConfigError {
+                ConfigError(file: file, line: lineNo, key: key, message: message)
+            }
+            guard let eq = line.firstIndex(of: "=") else { throw fail(nil, "expected key = value") }
+            let key = line[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
+            var value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+            guard keys.contains(key) else { throw fail(key, "unknown key (see README.md for the keys)") }
+            if key != "server", !seen.insert(key).inserted { throw fail(key, "given twice") }
+            func duration() throws(ConfigError) -> Duration {
+                guard let d = parseDuration(value), d > .zero else {
+                    throw fail(key, "invalid duration \"\(value)\" (use 500ms, 2s, 1m or a number of seconds)")
+                }
+                return d
+            }
+            func bool() throws(ConfigError) -> Bool {
+                switch value.lowercased() {
+                case "1", "yes", "true", "on": return true
+                case "0", "no", "false", "off": return false
+                default: throw fail(key, "expected yes or no, not \"\(value)\"")
+                }
+            }
+            func nonEmpty() throws(ConfigError) -> String {
+                guard !value.isEmpty else { throw fail(key, "must not be empty") }
+                return value
+            }
+            func list() -> [String] { value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+            switch key {
+            case "server":
+                for item in list() {
+                    guard let url = ServerURL(string: item) else {
+                        throw fail(key, "invalid URL \"\(item)\" (expected https://host[:port]; no user or password in it)")
+                    }
+                    c.servers.append(url)
+                }
+            case "user": c.user = try nonEmpty()
+            case "password-file": c.passwordFile = try nonEmpty()
+            case "application-name": c.applicationName = try nonEmpty()
+            case "language": c.language = try nonEmpty()
+            case "messaging":
+                guard let m = MessagingMode(rawValue: value.lowercased()) else { throw fail(key, "expected auto, sse or poll") }
+                c.messaging = m
+            case "poll-interval": c.pollInterval = try duration()
+            case "request-timeout": c.requestTimeout = try duration()
+            case "stall-timeout": c.stallTimeout = try duration()
+            case "ca-file": c.caFile = try nonEmpty()
+            case "allow-insecure-http": c.allowInsecureHTTP = try bool()
+            case "backoff-initial": c.backoffInitial = try duration()
+            case "backoff-cap": c.backoffCap = try duration()
+            case "alerting-attributes": c.alertingAttributes = list()
+            case "users-enabled": c.usersEnabled = try bool()
+            case "users-subscription-id": c.usersSubscriptionId = try nonEmpty()
+            case "users-ids":
+                c.usersIds = list()
+                if c.usersIds.isEmpty { throw fail(key, "must list at least one user id or *") }
+            case "users-properties":
+                c.usersProperties = list()
+                if c.usersProperties.isEmpty { throw fail(key, "must list at least one property or *") }
+            case "users-rights-filter": c.usersRightsFilter = try nonEmpty()
+            default:
+                stationFields[key] = (value, lineNo)
+            }
+        }
+        // Cross-key checks.
+        func fail(_ key: String?, _ message: String, line: Int? = nil) -> ConfigError {
+            ConfigError(file: file, line: line, key: key, message: message)
+        }
+        if c.servers.isEmpty { throw fail("server", "is required") }
+        if c.user.isEmpty { throw fail("user", "is required") }
+        if !c.allowInsecureHTTP, let http = c.servers.first(where: { $0.scheme == "http" }) {
+            throw fail("server", "\(http) is plain http; use https or set allow-insecure-http = yes")
+        }
+        if c.usersIds.contains("*") && c.usersProperties.contains("*") {
+            throw fail("users-properties", "\"*\" cannot be used in both users-ids and users-properties")
+        }
+        if c.backoffCap < c.backoffInitial { throw fail("backoff-cap", "must not be smaller than backoff-initial") }
+        if let caFile = c.caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw fail("ca-file", "\(caFile) cannot be read")
+        }
+        c.station = try parseStation(stationFields, file: file)
+        return c
+    }
+
+    static func parseStation(_ f: [String: (String, Int)], file: String) throws(ConfigError) -> StationSettings? {
+        guard let (type, typeLine) = f["station-type"] else {
+            if let (key, (_, line)) = f.first {
+                throw ConfigError(file: file, line: line, key: key, message: "needs station-type")
+            }
+            return nil
+        }
+        guard let kind = StationSettings.Kind(rawValue: type) else {
+            throw ConfigError(file: file, line: typeLine, key: "station-type", message: "expected workstation, remoteWorkstation, remoteNumber or stationless")
+        }
+        var s = StationSettings(kind: kind)
+        s.workstation = f["station-workstation"]?.0
+        s.remoteNumber = f["station-remote-number"]?.0
+        func bool(_ key: String) throws(ConfigError) -> Bool? {
+            guard let (v, line) = f[key] else { return nil }
+            switch v.lowercased() {
+            case "1", "yes", "true", "on": return true
+            case "0", "no", "false", "off": return false
+            default: throw ConfigError(file: file, line: line, key: key, message: "expected yes or no, not \"\(v)\"")
+            }
+        }
+        s.persistentConnection = try bool("station-persistent-connection")
+        s.readyForInteractions = try bool("station-ready") ?? false
+        if let (v, line) = f["station-connection-mode"] {
+            guard let m = UInt32(v) else { throw ConfigError(file: file, line: line, key: "station-connection-mode", message: "expected 0, 1 or 2") }
+            s.stationConnectionMode = m
+        }
+        if let (v, line) = f["station-media-types"] {
+            var media: [UInt32] = []
+            for name in v.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+                guard let i = ICWSEnum.mediaType.firstIndex(where: { $0.lowercased() == name.lowercased() }), i > 0 else {
+                    throw ConfigError(file: file, line: line, key: "station-media-types", message: "unknown media type \"\(name)\"")
+                }
+                media.append(UInt32(i))
+            }
+            s.supportedMediaTypes = media
+        }
+        do { try s.validate() } catch {
+            let key = "station-" + (error.key == "remoteNumber" ? "remote-number" : error.key == "persistentConnection" ? "persistent-connection" : error.key == "stationConnectionMode" ? "connection-mode" : error.key == "supportedMediaTypes" ? "media-types" : error.key)
+            throw ConfigError(file: file, line: nil, key: key, message: error.reason)
+        }
+        return s
+    }
+
+    /// `500ms`, `2s`, `1.5s`, `1m`, `1h`, or a plain number of seconds.
+    public static func parseDuration(_ text: String) -> Duration? {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, factor) in units where t.hasSuffix(suffix) {
+            guard let n = Double(t.dropLast(suffix.count)), n.isFinite, n >= 0 else { return nil }
+            return .milliseconds(Int64(n * factor * 1000))
+        }
+        guard let n = Double(t), n.isFinite, n >= 0 else { return nil }
+        return .milliseconds(Int64(n * 1000))
+    }
+
+    /// The supervisor's settings (the password comes separately).
+    public func supervisorConfiguration(password: Secret) -> SupervisorConfiguration {
+        var s = SupervisorConfiguration(servers: servers, userId: user, password: password)
+        s.messaging = messaging
+        s.pollInterval = pollInterval
+        s.stallTimeout = stallTimeout
+        s.backoff = BackoffPolicy(initial: backoffInitial, cap: backoffCap)
+        s.subscriptions = SubscriptionSettings(
+            alertingAttributeNames: alertingAttributes,
+            users: usersEnabled
+                ? UsersSubscription(subscriptionId: usersSubscriptionId, configurationIds: usersIds, properties: usersProperties, rightsFilter: usersRightsFilter)
+                : nil)
+        s.initialStation = station
+        s.logoutOnStop = logoutOnStop
+        return s
+    }
+
+    public var clientConfiguration: ICWSClientConfiguration {
+        ICWSClientConfiguration(caFile: caFile, requestTimeout: requestTimeout, language: language, applicationName: applicationName)
+    }
+}
+
+/// Where the password comes from, in order: the systemd credential
+/// `icws-password`, the `password-file` (owner-only), or `ICWS_PASSWORD`.
+public enum PasswordSource {
+    public static func load(configuration c: DaemonConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(ConfigError) -> (Secret, String)
+    {
+        func clean(_ s: String) -> String {
+            var t = s
+            while t.hasSuffix("\n") || t.hasSuffix("\r") { t.removeLast() }
+            return t
+        }
+        if let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty,
+            let data = FileManager.default.contents(atPath: dir + "/icws-password")
+        {
+            let p = clean(String(decoding: data, as: UTF8.self))
+            guard !p.isEmpty else { throw ConfigError(file: "credential icws-password", line: nil, key: nil, message: "is empty") }
+            return (Secret(p), "systemd credential icws-password")
+        }
+        if let path = c.passwordFile {
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                throw ConfigError(file: path, line: nil, key: "password-file", message: "does not exist or cannot be read")
+            }
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                throw ConfigError(file: path, line: nil, key: "password-file", message: "is not a regular file")
+            }
+            guard st.st_mode & 0o077 == 0 else {
+                throw ConfigError(file: path, line: nil, key: "password-file", message: String(format: "has mode %04o; it must be readable by its owner only (chmod 600)", st.st_mode & 0o7777))
+            }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigError(file: path, line: nil, key: "password-file", message: "cannot be read")
+            }
+            let p = clean(String(decoding: data, as: UTF8.self))
+            guard !p.isEmpty else { throw ConfigError(file: path, line: nil, key: "password-file", message: "is empty") }
+            return (Secret(p), "password file")
+        }
+        if let p = environment["ICWS_PASSWORD"], !p.isEmpty {
+            return (Secret(p), "ICWS_PASSWORD")
+        }
+        throw ConfigError(
+            file: "password", line: nil, key: nil,
+            message: "no password: use LoadCredential=icws-password:..., password-file = PATH, or ICWS_PASSWORD")
+    }
+}

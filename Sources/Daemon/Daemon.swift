@@ -1,0 +1,230 @@
+import Bridge
+import DBusKit
+import Foundation
+import ICWS
+import Logging
+import ServiceLifecycle
+import Systemd
+import UnixSignals
+
+public let daemonVersion = "0.1.0"
+
+/// The sysexits code for a configuration error (systemd shows it as "config").
+public let exitConfigError: Int32 = 78
+
+/// Options from the command line.
+public struct DaemonOptions: Sendable {
+    public var configPath: String
+    public var bus: BusAddress
+    public init(configPath: String, bus: BusAddress) {
+        self.configPath = configPath
+        self.bus = bus
+    }
+}
+
+/// A failure that ends the daemon with an exit code and a message.
+public struct DaemonExit: Error, CustomStringConvertible {
+    public var code: Int32
+    public var description: String
+}
+
+/// The `STATUS=` line for systemctl status.
+public func statusLine(_ s: SessionStatus, _ st: StationStatus) -> String {
+    let host = s.server.replacingOccurrences(of: "https://", with: "").replacingOccurrences(of: "http://", with: "")
+    switch s.state {
+    case .connected:
+        var line = "connected to \(host) as \(s.userId)"
+        if st.connected {
+            let name = st.requested?.workstation ?? st.requested?.remoteNumber ?? st.requested?.kind.rawValue ?? "connected"
+            line += ", station \(name) \(st.ready ? "ready" : "not ready")"
+        } else {
+            line += ", no station"
+        }
+        return line
+    case .connecting, .unknown:
+        return "connecting to \(host)"
+    case .reconnecting:
+        if let wait = s.retryIn {
+            let seconds = max(1, Int(wait.seconds.rounded()))
+            return "reconnecting in \(seconds) s: \(s.lastError.isEmpty ? "retrying" : s.lastError)"
+        }
+        return "reconnecting to \(host)"
+    case .stopped:
+        return "stopped: \(s.lastError.isEmpty ? "disconnected" : s.lastError); waiting for Reconnect() or a reload"
+    }
+}
+
+/// Loads the configuration and the password, or explains what is wrong.
+public func loadConfiguration(path: String) throws(ConfigError) -> (DaemonConfiguration, Secret, String) {
+    let config = try DaemonConfiguration.load(path: path)
+    let (password, source) = try PasswordSource.load(configuration: config)
+    return (config, password, source)
+}
+
+/// icws-bridged: a ServiceGroup of the session supervisor, the bus side and the notifier.
+public enum Daemon {
+    public static func run(_ options: DaemonOptions, logger: Logger) async throws(DaemonExit) {
+        let notifier = Notifier()
+        let (config, password, source): (DaemonConfiguration, Secret, String)
+        do { (config, password, source) = try loadConfiguration(path: options.configPath) } catch {
+            notifier.failure(errno: 22, status: "configuration error: \(error)")
+            throw DaemonExit(code: exitConfigError, description: "configuration error: \(error)")
+        }
+        logger.info(
+            "starting icws-bridged \(daemonVersion)",
+            metadata: ["icws.servers": "\(config.servers.map(\.description).joined(separator: ","))", "icws.user": "\(config.user)", "password.source": "\(source)", "dbus.bus": "\(options.bus)"])
+
+        let client: ICWSClient
+        do { client = try ICWSClient(configuration: config.clientConfiguration, logger: logger) } catch {
+            notifier.failure(errno: 22, status: "TLS setup failed: \(error)")
+            throw DaemonExit(code: exitConfigError, description: "TLS setup failed (ca-file?): \(error)")
+        }
+        let supervisor = SessionSupervisor(
+            configuration: config.supervisorConfiguration(password: password), client: client, logger: logger)
+
+        let connection: BusConnection
+        do { connection = try await BusConnection.connect(options.bus, logger: logger) } catch {
+            await client.shutdown()
+            notifier.failure(errno: 111, status: "cannot connect to the \(options.bus) bus: \(error.message)")
+            throw DaemonExit(code: 1, description: "cannot connect to the \(options.bus) bus: \(error)")
+        }
+        let bridge: BridgeService
+        do {
+            bridge = try BridgeService(supervisor: supervisor, connection: connection, logger: logger) { status, station in
+                notifier.status(statusLine(status, station))
+            }
+            try await bridge.publish()
+        } catch {
+            connection.close()
+            await client.shutdown()
+            notifier.failure(errno: 98, status: "cannot own \(BridgeNames.busName): \(error.message)")
+            throw DaemonExit(code: 1, description: "cannot own \(BridgeNames.busName) on the \(options.bus) bus: \(error.message)")
+        }
+        // Ready once the configuration is valid and the name is owned, not when ICWS answers.
+        notifier.ready(status: "connecting to \(config.servers.first?.description ?? "")")
+        logger.info("ready", metadata: ["dbus.name": "\(BridgeNames.busName)"])
+
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: SessionService(supervisor: supervisor, notifier: notifier), serviceName: "session"),
+            .init(service: BridgeEventsService(bridge: bridge), serviceName: "bridge"),
+            .init(service: WatchdogService(supervisor: supervisor, connection: connection, notifier: notifier, logger: logger), serviceName: "watchdog"),
+            .init(
+                service: ReloadService(path: options.configPath, supervisor: supervisor, notifier: notifier, logger: logger, current: config),
+                serviceName: "reload"),
+            .init(service: BusWatchService(connection: connection), serviceName: "bus"),
+        ]
+        var groupConfig = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfig.maximumGracefulShutdownDuration = .seconds(4)
+        groupConfig.logging.keys.serviceKey = "service"
+        let group = ServiceGroup(configuration: groupConfig)
+        var failure: (any Error)?
+        do { try await group.run() } catch { failure = error }
+        connection.close()
+        await client.shutdown()
+        if let failure {
+            throw DaemonExit(code: 1, description: "stopped on an error: \(failure)")
+        }
+        logger.info("stopped")
+    }
+}
+
+/// Runs the supervisor; a graceful shutdown says STOPPING=1 and logs out.
+struct SessionService: Service {
+    let supervisor: SessionSupervisor
+    let notifier: Notifier
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await cancelWhenGracefulShutdown { await supervisor.run() }
+        } onGracefulShutdown: {
+            notifier.stopping(status: "stopping: logging out")
+        }
+    }
+}
+
+/// Turns supervisor events into bus properties and signals.
+struct BridgeEventsService: Service {
+    let bridge: BridgeService
+    func run() async throws { await bridge.run() }
+}
+
+/// WATCHDOG=1 at half of WATCHDOG_USEC, only after a round trip through the
+/// supervisor actor and the bus thread proved both still turn.
+struct WatchdogService: Service {
+    let supervisor: SessionSupervisor
+    let connection: BusConnection
+    let notifier: Notifier
+    let logger: Logger
+
+    func run() async throws {
+        guard let interval = notifier.watchdogPingInterval else {
+            try? await gracefulShutdown()
+            return
+        }
+        logger.debug("watchdog enabled", metadata: ["watchdog.ping_ms": "\(Int(interval.seconds * 1000))"])
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                _ = await supervisor.status
+                if await connection.ping(timeout: interval) {
+                    notifier.watchdog()
+                } else {
+                    logger.error("the bus thread did not answer; not pinging the watchdog")
+                }
+                try await Task.sleep(for: interval)
+            }
+        }
+    }
+}
+
+/// SIGHUP: RELOADING=1, re-read the configuration, apply what changed, READY=1.
+struct ReloadService: Service {
+    let path: String
+    let supervisor: SessionSupervisor
+    let notifier: Notifier
+    let logger: Logger
+    let current: DaemonConfiguration
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            var running = current
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                notifier.reloading()
+                do {
+                    let (config, password, source) = try loadConfiguration(path: path)
+                    if config.clientConfiguration.caFile != running.clientConfiguration.caFile
+                        || config.requestTimeout != running.requestTimeout || config.language != running.language
+                        || config.applicationName != running.applicationName
+                    {
+                        logger.warning("ca-file, request-timeout, language and application-name change on restart, not on reload")
+                    }
+                    await supervisor.update(configuration: config.supervisorConfiguration(password: password))
+                    running = config
+                    logger.info("configuration reloaded", metadata: ["password.source": "\(source)"])
+                    notifier.notify(["READY=1"])
+                } catch {
+                    logger.error("reload refused; keeping the running configuration", metadata: ["error": "\(error)"])
+                    notifier.notify(["READY=1", "STATUS=reload failed: \(error)"])
+                }
+            }
+        }
+    }
+}
+
+/// Ends the group with an error when the bus drops us (systemd restarts the daemon).
+struct BusWatchService: Service {
+    let connection: BusConnection
+
+    struct Disconnected: Error, CustomStringConvertible {
+        var description: String { "the D-Bus connection was lost" }
+    }
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while connection.isConnected {
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            throw Disconnected()
+        }
+    }
+}

@@ -1,0 +1,346 @@
+import ArgumentParser
+import Bridge
+import DBusKit
+import Foundation
+import Logging
+
+struct BusOptions: ParsableArguments {
+    @Option(name: .long, help: "Bus: system, session, or a D-Bus address (default: $ICWS_BRIDGE_BUS, else system).")
+    var bus = ProcessInfo.processInfo.environment["ICWS_BRIDGE_BUS"] ?? "system"
+    @Option(name: .long, help: "Seconds to wait for a reply.") var timeout: Double = 30
+}
+
+/// Talks to icws-bridged; turns bus errors into messages a person can act on.
+struct BridgeClient {
+    let connection: BusConnection
+    let busName: String
+    let timeout: Duration
+
+    static func open(_ options: BusOptions) async throws -> BridgeClient {
+        var logger = Logger(label: "icws-bridgectl")
+        logger.logLevel = .critical
+        do {
+            let c = try await BusConnection.connect(BusAddress(parsing: options.bus), logger: logger)
+            return BridgeClient(connection: c, busName: options.bus, timeout: .milliseconds(Int64(options.timeout * 1000)))
+        } catch {
+            throw CLIError(code: 69, message: "cannot connect to the \(options.bus) bus: \(error.message)")
+        }
+    }
+
+    func call(_ interface: String, _ member: String, _ args: [DBusValue] = []) async throws -> [DBusValue] {
+        do {
+            return try await connection.call(
+                destination: BridgeNames.busName, path: BridgeNames.objectPath, interface: interface, member: member,
+                arguments: args, timeout: timeout)
+        } catch {
+            throw CLIError.from(error, bus: busName)
+        }
+    }
+
+    func properties(_ interface: String) async throws -> DBusValue {
+        try await call("org.freedesktop.DBus.Properties", "GetAll", [.string(interface)])[0]
+    }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    var code: Int32
+    var message: String
+    var description: String { message }
+
+    static func from(_ e: BusError, bus: String) -> CLIError {
+        switch e.name {
+        case "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner":
+            return CLIError(code: 69, message: "icws-bridged is not running on the \(bus) bus (nobody owns \(BridgeNames.busName))")
+        case "org.freedesktop.DBus.Error.AccessDenied":
+            return CLIError(code: 77, message: "not allowed: \(e.message)\n(station and session control need root or membership in the icws-agents group)")
+        case "org.freedesktop.DBus.Error.NoReply":
+            return CLIError(code: 75, message: "icws-bridged did not answer in time")
+        default:
+            let short = e.name.hasPrefix(BridgeNames.errorPrefix) ? String(e.name.dropFirst(BridgeNames.errorPrefix.count)) : e.name
+            return CLIError(code: 1, message: "\(short): \(e.message)")
+        }
+    }
+}
+
+/// D-Bus values as JSON (for --json) and as compact text (for people).
+enum Render {
+    static func json(_ v: DBusValue) -> String {
+        switch v {
+        case .byte(let x): return "\(x)"
+        case .bool(let x): return x ? "true" : "false"
+        case .int16(let x): return "\(x)"
+        case .uint16(let x): return "\(x)"
+        case .int32(let x): return "\(x)"
+        case .uint32(let x): return "\(x)"
+        case .int64(let x): return "\(x)"
+        case .uint64(let x): return "\(x)"
+        case .double(let x): return x.isFinite ? "\(x)" : "null"
+        case .string(let s), .objectPath(let s), .signature(let s): return quote(s)
+        case .array(_, let items): return "[" + items.map(json).joined(separator: ",") + "]"
+        case .dict(_, _, let entries):
+            return "{" + entries.map { quote($0.key.stringValue ?? $0.key.description) + ":" + json($0.value) }.joined(separator: ",") + "}"
+        case .structure(let f): return "[" + f.map(json).joined(separator: ",") + "]"
+        case .variant(let inner): return json(inner)
+        }
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+
+    static func text(_ v: DBusValue) -> String {
+        switch v {
+        case .string(let s): return s.contains(" ") || s.isEmpty ? quote(s) : s
+        case .array(_, let items): return "[" + items.map(text).joined(separator: ", ") + "]"
+        case .dict(_, _, let entries):
+            return "{" + entries.map { "\($0.key.stringValue ?? $0.key.description)=\(text($0.value))" }.joined(separator: " ") + "}"
+        case .variant(let inner): return text(inner)
+        case .structure(let f): return "(" + f.map(text).joined(separator: ", ") + ")"
+        default: return json(v)
+        }
+    }
+}
+
+@main
+struct IcwsBridgectl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "icws-bridgectl",
+        abstract: "Control and watch icws-bridged over D-Bus.",
+        discussion: "Exit codes: 0 ok, 1 the daemon refused (the message says why), 69 daemon or bus unavailable, 75 no reply in time, 77 not allowed by the D-Bus policy.",
+        subcommands: [Status.self, Connect.self, Disconnect.self, Ready.self, NotReady.self, Monitor.self, Users.self, Reconnect.self, Logout.self, SipCredentials.self],
+        defaultSubcommand: Status.self)
+}
+
+protocol BridgeCommand: AsyncParsableCommand {
+    var options: BusOptions { get }
+    func run(_ client: BridgeClient) async throws
+}
+
+extension BridgeCommand {
+    func run() async throws {
+        do {
+            let client = try await BridgeClient.open(options)
+            defer { client.connection.close() }
+            try await run(client)
+        } catch let e as CLIError {
+            FileHandle.standardError.write(Data("icws-bridgectl: \(e.message)\n".utf8))
+            throw ExitCode(e.code)
+        }
+    }
+}
+
+struct Status: BridgeCommand {
+    static let configuration = CommandConfiguration(abstract: "Session, station, ready flag, alerting and user counts.")
+    @OptionGroup var options: BusOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run(_ client: BridgeClient) async throws {
+        let session = try await client.properties(BridgeNames.session)
+        let station = try await client.properties(BridgeNames.station)
+        let interactions = try await client.properties(BridgeNames.interactions)
+        let users = try await client.properties(BridgeNames.users)
+        if json {
+            print("{\"session\":\(Render.json(session)),\"station\":\(Render.json(station)),\"alerting\":\(Render.json(interactions["Alerting"] ?? .vardicts([]))),\"users\":\(Render.json(users["Count"] ?? .uint32(0)))}")
+            return
+        }
+        let states = ["unknown", "connecting", "connected", "reconnecting", "stopped"]
+        let state = Int(session["State"]?.uint32Value ?? 0)
+        print("Session:    \(state < states.count ? states[state] : "\(state)") (\(session["MessagingMode"]?.stringValue ?? "-"))")
+        print("Server:     \(session["Server"]?.stringValue ?? "-")")
+        print("User:       \(session["UserId"]?.stringValue ?? "-") (\(session["UserDisplayName"]?.stringValue ?? ""))")
+        let lastError = session["LastError"]?.stringValue ?? ""
+        print("Last error: \(lastError.isEmpty ? "-" : lastError)")
+        print("Reconnects: \(session["ReconnectCount"]?.uint32Value ?? 0)")
+        let connected = station["Connected"]?.boolValue ?? false
+        let info = station["Info"]
+        let id = info?["id"]?.stringValue ?? station["Settings"]?["workstation"]?.stringValue ?? ""
+        print("Station:    \(connected ? "\(id.isEmpty ? "connected" : id) (\(station["Settings"]?["type"]?.stringValue ?? "?"))" : "none")")
+        print("Ready:      \(station["Ready"]?.boolValue == true ? "yes" : "no")")
+        print("Alerting:   \(interactions["Alerting"]?.arrayElements?.count ?? 0)")
+        print("Users:      \(users["Count"]?.uint32Value ?? 0)")
+    }
+}
+
+struct Connect: BridgeCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Connect a station.",
+        discussion: """
+            Examples:
+              icws-bridgectl connect workstation 7001 --ready --media call,chat
+              icws-bridgectl connect remote-workstation 7001 --remote-number +13175550100
+              icws-bridgectl connect remote-number +13175550100 --persistent
+              icws-bridgectl connect stationless --media chat,email
+            """)
+    @OptionGroup var options: BusOptions
+    @Argument(help: "workstation, remote-workstation, remote-number or stationless.") var kind: String
+    @Argument(help: "The workstation name, or the number for remote-number.") var target: String?
+    @Option(help: "Remote number (remote-workstation).") var remoteNumber: String?
+    @Flag(help: "Keep a persistent call leg (remote-number).") var persistent = false
+    @Option(help: "Media types: call,chat,email,generic,callback,smsMessage,workItem,directMessage,socialConversation.") var media: String?
+    @Flag(help: "Ready for interactions right away.") var ready = false
+    @Option(help: "stationConnectionMode (0, 1 or 2).") var mode: UInt32?
+
+    func run(_ client: BridgeClient) async throws {
+        let kinds = ["workstation": "workstation", "remote-workstation": "remoteWorkstation", "remoteworkstation": "remoteWorkstation", "remote-number": "remoteNumber", "remotenumber": "remoteNumber", "stationless": "stationless"]
+        guard let type = kinds[kind.lowercased()] else { throw CLIError(code: 64, message: "unknown station kind \(kind)") }
+        var settings: [(String, DBusValue)] = [("type", .string(type))]
+        switch type {
+        case "workstation", "remoteWorkstation":
+            guard let target else { throw CLIError(code: 64, message: "\(kind) needs a workstation name") }
+            settings.append(("workstation", .string(target)))
+            if let remoteNumber { settings.append(("remoteNumber", .string(remoteNumber))) }
+        case "remoteNumber":
+            guard let number = target ?? remoteNumber else { throw CLIError(code: 64, message: "remote-number needs a number") }
+            settings.append(("remoteNumber", .string(number)))
+            if persistent { settings.append(("persistentConnection", .bool(true))) }
+        default: break
+        }
+        if let media { settings.append(("supportedMediaTypes", .strings(media.split(separator: ",").map(String.init)))) }
+        settings.append(("readyForInteractions", .bool(ready)))
+        if let mode { settings.append(("stationConnectionMode", .uint32(mode))) }
+        _ = try await client.call(BridgeNames.station, "Connect", [.vardict(settings)])
+        print("station connected\(ready ? ", ready" : "")")
+    }
+}
+
+struct Disconnect: BridgeCommand {
+    static let configuration = CommandConfiguration(abstract: "Disconnect the station.")
+    @OptionGroup var options: BusOptions
+    func run(_ client: BridgeClient) async throws {
+        _ = try await client.call(BridgeNames.station, "Disconnect")
+        print("station disconnected")
+    }
+}
+
+struct Ready: BridgeCommand {
+    static let configuration = CommandConfiguration(abstract: "Go ready for ACD interactions.")
+    @OptionGroup var options: BusOptions
+    func run(_ client: BridgeClient) async throws {
+        _ = try await client.call(BridgeNames.station, "SetReady", [.bool(true)])
+        print("ready")
+    }
+}
+
+struct NotReady: BridgeCommand {
+    static let configuration = CommandConfiguration(commandName: "not-ready", abstract: "Go not ready.")
+    @OptionGroup var options: BusOptions
+    func run(_ client: BridgeClient) async throws {
+        _ = try await client.call(BridgeNames.station, "SetReady", [.bool(false)])
+        print("not ready")
+    }
+}
+
+struct Reconnect: BridgeCommand {
+    static let configuration = CommandConfiguration(abstract: "Make a new ICWS session now (also from stopped).")
+    @OptionGroup var options: BusOptions
+    func run(_ client: BridgeClient) async throws {
+        _ = try await client.call(BridgeNames.session, "Reconnect")
+        print("reconnecting")
+    }
+}
+
+struct Logout: BridgeCommand {
+    static let configuration = CommandConfiguration(abstract: "Log the session out; it stays stopped until reconnect.")
+    @OptionGroup var options: BusOptions
+    func run(_ client: BridgeClient) async throws {
+        _ = try await client.call(BridgeNames.session, "Disconnect")
+        print("logged out")
+    }
+}
+
+struct SipCredentials: BridgeCommand {
+    static let configuration = CommandConfiguration(commandName: "sip-credentials", abstract: "Print the station's SIP user, password and address (agents and root only).")
+    @OptionGroup var options: BusOptions
+    func run(_ client: BridgeClient) async throws {
+        let r = try await client.call(BridgeNames.station, "GetSipCredentials")
+        print("user=\(r[0].stringValue ?? "")\npassword=\(r[1].stringValue ?? "")\naddress=\(r[2].stringValue ?? "")")
+    }
+}
+
+struct Users: BridgeCommand {
+    static let configuration = CommandConfiguration(abstract: "List the user directory.")
+    @OptionGroup var options: BusOptions
+    @Flag(help: "Print JSON.") var json = false
+    func run(_ client: BridgeClient) async throws {
+        let users = try await client.call(BridgeNames.users, "GetUsers")[0]
+        if json {
+            print(Render.json(users))
+            return
+        }
+        for u in users.arrayElements ?? [] {
+            let id = u["id"]?.stringValue ?? ""
+            let rest = (u.dictEntries ?? []).filter { $0.0 != "id" && $0.0 != "displayName" }
+                .map { "\($0.0)=\(Render.text($0.1))" }.joined(separator: " ")
+            print("\(id)\t\(u["displayName"]?.stringValue ?? "")\t\(rest)")
+        }
+    }
+}
+
+struct Monitor: BridgeCommand {
+    static let configuration = CommandConfiguration(abstract: "Print every signal of icws-bridged, one line each, until interrupted.")
+    @OptionGroup var options: BusOptions
+    @Flag(help: "One JSON object per line.") var json = false
+
+    func run(_ client: BridgeClient) async throws {
+        do {
+            try await client.connection.addMatch("type='signal',sender='\(BridgeNames.busName)',path='\(BridgeNames.objectPath)'")
+        } catch { throw CLIError.from(error, bus: client.busName) }
+        let stream = client.connection.signals()
+        if !json { line("monitoring \(BridgeNames.busName) on the \(client.busName) bus (Ctrl-C to stop)") }
+        for await s in stream {
+            let time = ISO8601DateFormatter.string(from: Date(), timeZone: .current, formatOptions: [.withFullTime, .withColonSeparatorInTime])
+            if json {
+                line("{\"time\":\(Render.quote(time)),\"interface\":\(Render.quote(s.interface)),\"signal\":\(Render.quote(s.member)),\"args\":[\(s.arguments.map(Render.json).joined(separator: ","))]}")
+            } else {
+                line("\(time) \(s.member) \(describe(s))")
+            }
+        }
+        throw CLIError(code: 69, message: "the bus connection ended")
+    }
+
+    /// One line straight to stdout (unbuffered, so a pipe sees it at once).
+    func line(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+
+    func describe(_ s: SignalMessage) -> String {
+        let a = s.arguments
+        switch s.member {
+        case "InteractionAlerting" where a.count == 2:
+            let items = (a[0].arrayElements ?? []).map { d -> String in
+                let action = ["none", "START", "STOP"][min(Int(d["alertAction"]?.uint32Value ?? 0), 2)]
+                return "\(action) \(d["interactionId"]?.stringValue ?? "") \(d["interactionType"]?.stringValue ?? "") from \(Render.quote(d["name"]?.stringValue ?? "")) \(d["address"]?.stringValue ?? "") queue=\(d["queueName"]?.stringValue ?? "-")"
+            }
+            return (a[1].boolValue == true ? "" : "[snapshot] ") + (items.isEmpty ? "(none)" : items.joined(separator: "; "))
+        case "UsersChanged" where a.count == 4:
+            let added = a[0].arrayElements?.count ?? 0
+            let changed = (a[1].arrayElements ?? []).map { u in
+                "\(u["id"]?.stringValue ?? "") " + (u.dictEntries ?? []).filter { $0.0 != "id" && $0.0 != "displayName" }.map { "\($0.0)=\(Render.text($0.1))" }.joined(separator: " ")
+            }
+            let removed = (a[2].arrayElements ?? []).compactMap(\.stringValue)
+            var parts: [String] = []
+            if a[3].boolValue != true { parts.append("[snapshot]") }
+            if added > 0 { parts.append("added \(added)") }
+            if !changed.isEmpty { parts.append("changed " + changed.joined(separator: "; ")) }
+            if !removed.isEmpty { parts.append("removed " + removed.joined(separator: ",")) }
+            return parts.joined(separator: " ")
+        case "StationConnectionStateChanged" where a.count == 3:
+            return "previous=\(Render.text(a[0])) current=\(Render.text(a[1]))\(a[2].boolValue == true ? "" : " [snapshot]")"
+        case "PropertiesChanged" where a.count >= 2:
+            let iface = (a[0].stringValue ?? "").split(separator: ".").last.map(String.init) ?? ""
+            return "\(iface) " + (a[1].dictEntries ?? []).map { "\($0.0)=\(Render.text($0.1))" }.joined(separator: " ")
+        default:
+            return a.map(Render.text).joined(separator: " ")
+        }
+    }
+}

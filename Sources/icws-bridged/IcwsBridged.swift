@@ -1,0 +1,60 @@
+import ArgumentParser
+import DBusKit
+import Daemon
+import Foundation
+import Logging
+import Systemd
+
+@main
+struct IcwsBridged: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "icws-bridged",
+        abstract: "Holds one ICWS session and bridges it to D-Bus (io.github.icwsbridge.Bridge1).",
+        discussion: """
+            Configuration keys are documented in README.md and in the example \
+            /usr/share/doc/icws-bridge/icws-bridge.conf.example. The password comes from the systemd \
+            credential icws-password, the password-file key (mode 0600), or ICWS_PASSWORD.
+            Exit codes: 0 stopped, 1 runtime failure, 78 configuration error.
+            """,
+        version: "icws-bridged \(daemonVersion)")
+
+    @Option(name: .long, help: "Configuration file.") var config = "/etc/icws-bridge/icws-bridge.conf"
+    @Option(name: .long, help: "Bus: system, session, or a D-Bus address such as unix:path=/run/bus.") var bus = "system"
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Flag(name: .long, help: "Validate the configuration and the password source, then exit (0 valid, 78 not).")
+    var checkConfig = false
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let journal = LogDestination.stderrIsJournal
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler =
+                journal ? JournalLogHandler(label: label, identifier: "icws-bridged") : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        if checkConfig {
+            do {
+                let (c, _, source) = try loadConfiguration(path: config)
+                print("\(config): valid (servers \(c.servers.map(\.description).joined(separator: ", ")), user \(c.user), password from \(source))")
+                return
+            } catch {
+                FileHandle.standardError.write(Data("icws-bridged: configuration error: \(error)\n".utf8))
+                throw ExitCode(exitConfigError)
+            }
+        }
+        let logger = Logger(label: "icws-bridged")
+        do {
+            try await Daemon.run(DaemonOptions(configPath: config, bus: BusAddress(parsing: bus)), logger: logger)
+        } catch {
+            logger.critical("\(error.description)")
+            throw ExitCode(error.code)
+        }
+    }
+}
