@@ -104,14 +104,16 @@ public enum Daemon {
         notifier.ready(status: "connecting to \(config.servers.first?.description ?? "")")
         logger.info("ready", metadata: ["dbus.name": "\(BridgeNames.busName)"])
 
+        // A graceful shutdown runs in reverse order: the session goes first (STOPPING=1,
+        // logout), which ends its events, so the bridge then returns, and so on.
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: SessionService(supervisor: supervisor, notifier: notifier), serviceName: "session"),
-            .init(service: BridgeEventsService(bridge: bridge), serviceName: "bridge"),
-            .init(service: WatchdogService(supervisor: supervisor, connection: connection, notifier: notifier, logger: logger), serviceName: "watchdog"),
+            .init(service: BusWatchService(connection: connection), serviceName: "bus"),
             .init(
                 service: ReloadService(path: options.configPath, supervisor: supervisor, notifier: notifier, logger: logger, current: config),
                 serviceName: "reload"),
-            .init(service: BusWatchService(connection: connection), serviceName: "bus"),
+            .init(service: WatchdogService(supervisor: supervisor, connection: connection, notifier: notifier, logger: logger), serviceName: "watchdog"),
+            .init(service: BridgeEventsService(bridge: bridge), serviceName: "bridge"),
+            .init(service: SessionService(supervisor: supervisor, notifier: notifier), serviceName: "session"),
         ]
         var groupConfig = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -136,7 +138,7 @@ struct SessionService: Service {
 
     func run() async throws {
         try await withGracefulShutdownHandler {
-            try await cancelWhenGracefulShutdown { await supervisor.run() }
+            try await untilGracefulShutdown { await supervisor.run() }
         } onGracefulShutdown: {
             notifier.stopping(status: "stopping: logging out")
         }
@@ -146,7 +148,12 @@ struct SessionService: Service {
 /// Turns supervisor events into bus properties and signals.
 struct BridgeEventsService: Service {
     let bridge: BridgeService
-    func run() async throws { await bridge.run() }
+    func run() async throws {
+        await bridge.run()
+        // The events end because the session stopped during a graceful shutdown;
+        // returning before this service's own turn would count as a failure.
+        try? await gracefulShutdown()
+    }
 }
 
 /// WATCHDOG=1 at half of WATCHDOG_USEC, only after a round trip through the
@@ -163,7 +170,7 @@ struct WatchdogService: Service {
             return
         }
         logger.debug("watchdog enabled", metadata: ["watchdog.ping_ms": "\(Int(interval.seconds * 1000))"])
-        try await cancelWhenGracefulShutdown {
+        try await untilGracefulShutdown {
             while !Task.isCancelled {
                 _ = await supervisor.status
                 if await connection.ping(timeout: interval) {
@@ -186,7 +193,7 @@ struct ReloadService: Service {
     let current: DaemonConfiguration
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        try await untilGracefulShutdown {
             var running = current
             for await _ in await UnixSignalsSequence(trapping: .sighup) {
                 notifier.reloading()
@@ -220,11 +227,21 @@ struct BusWatchService: Service {
     }
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        try await untilGracefulShutdown {
             while connection.isConnected {
                 try await Task.sleep(for: .milliseconds(250))
             }
             throw Disconnected()
         }
+    }
+}
+
+/// Runs `operation` until a graceful shutdown cancels it; that cancellation is
+/// a normal end, not an error of the service.
+func untilGracefulShutdown(_ operation: @Sendable @escaping () async throws -> Void) async throws {
+    do {
+        try await cancelWhenGracefulShutdown(operation)
+    } catch is CancellationError {
+        return
     }
 }

@@ -1,0 +1,274 @@
+import Bridge
+import DBusKit
+import Daemon
+import Foundation
+import ICWS
+import ICWSSimulator
+import Logging
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where the built executables are (beside the test bundle).
+let binDirectory: URL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+func binary(_ name: String) -> String { binDirectory.appendingPathComponent(name).path }
+
+/// The real icws-bridged process against icws-sim on a private bus, with a NOTIFY_SOCKET.
+struct DaemonRig {
+    let sim: ICWSSimulator
+    let bus: PrivateBus
+    let notify: NotifyListener
+    let daemon: ChildProcess
+    let dir: URL
+    let configPath: String
+    let logPath: String
+
+    static func start(
+        config extra: String = "", password: String? = "secret", watchdogUsec: Int? = 1_000_000,
+        environment extraEnv: [String: String] = [:], configure: (inout SimulatorConfiguration) -> Void = { _ in }
+    ) async throws -> DaemonRig {
+        let sim = try await startSimulator(configure)
+        let bus = try PrivateBus()
+        let notify = try NotifyListener()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("daemon-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let configPath = dir.appendingPathComponent("icws-bridge.conf").path
+        try """
+            server = http://127.0.0.1:\(sim.port)
+            allow-insecure-http = yes
+            user = agent
+            stall-timeout = 3s
+            \(extra)
+            """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        var env = ProcessInfo.processInfo.environment
+        env["NOTIFY_SOCKET"] = notify.path
+        env.removeValue(forKey: "JOURNAL_STREAM")
+        env.removeValue(forKey: "CREDENTIALS_DIRECTORY")
+        if let password { env["ICWS_PASSWORD"] = password } else { env.removeValue(forKey: "ICWS_PASSWORD") }
+        if let watchdogUsec { env["WATCHDOG_USEC"] = String(watchdogUsec) } else { env.removeValue(forKey: "WATCHDOG_USEC") }
+        env.merge(extraEnv) { $1 }
+        let logPath = dir.appendingPathComponent("daemon.log").path
+        let daemon = try ChildProcess(
+            [binary("icws-bridged"), "--config", configPath, "--bus", bus.address, "--log-level", "debug"],
+            environment: env, stderrPath: logPath)
+        return DaemonRig(sim: sim, bus: bus, notify: notify, daemon: daemon, dir: dir, configPath: configPath, logPath: logPath)
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func ctl(_ args: [String], asUser user: String? = nil) throws -> CommandResult {
+        try runCommand([binary("icws-bridgectl")] + args + ["--bus", bus.address], asUser: user)
+    }
+
+    func property(_ interface: String, _ name: String) throws -> String {
+        try bus.busctl(["get-property", BridgeNames.busName, BridgeNames.objectPath, interface, name]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func stop() async {
+        await daemon.stop()
+        notify.stop()
+        bus.stop()
+        await sim.stop()
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(3))) struct DaemonTests {
+    @Test func notifyLifecycleReadyStatusWatchdogReloadStop() async throws {
+        let rig = try await DaemonRig.start(config: "station-type = workstation\nstation-workstation = 7001\nstation-ready = yes")
+        try await eventually("READY=1") { rig.notify.count("READY=1") >= 1 }
+        try await eventually("connected status") { rig.notify.statuses().contains { $0.hasPrefix("connected to 127.0.0.1:\(rig.sim.port) as agent") } }
+        try await eventually("station status") { rig.notify.statuses().contains { $0.contains("station 7001 ready") } }
+        #expect(rig.sim.currentStation?.workstation == "7001")
+        try await eventually("watchdog pings", timeout: .seconds(5)) { rig.notify.count("WATCHDOG=1") >= 3 }
+
+        // SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1 again; a changed subscription is re-made.
+        try """
+            server = http://127.0.0.1:\(rig.sim.port)
+            allow-insecure-http = yes
+            user = agent
+            station-type = workstation
+            station-workstation = 7001
+            station-ready = yes
+            users-subscription-id = reloaded
+            users-ids = user0001,user0002
+            """.write(toFile: rig.configPath, atomically: true, encoding: .utf8)
+        rig.daemon.signal(SIGHUP)
+        try await eventually("RELOADING=1") { rig.notify.all.contains { $0.contains("RELOADING=1") && $0.contains("MONOTONIC_USEC=") } }
+        try await eventually("READY=1 after reload") { rig.notify.count("READY=1") >= 2 }
+        try await eventually("new users subscription") { rig.sim.requests.contains { $0.method == "PUT" && $0.path.hasSuffix("/configuration/users/reloaded") } }
+        #expect(rig.sim.loginCount == 1)
+
+        // A broken file on reload is refused; the daemon keeps running.
+        try "server = nonsense".write(toFile: rig.configPath, atomically: true, encoding: .utf8)
+        rig.daemon.signal(SIGHUP)
+        try await eventually("reload refused") { rig.notify.statuses().contains { $0.hasPrefix("reload failed") } }
+        #expect(rig.daemon.poll() == nil)
+
+        // SIGTERM: STOPPING=1, logout, exit 0 within 5 s.
+        let start = ContinuousClock.now
+        rig.daemon.signal(SIGTERM)
+        let status = await rig.daemon.wait(timeout: .seconds(5))
+        #expect(status == 0, "exit status \(String(describing: status)); log:\n\(rig.log)")
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(rig.notify.count("STOPPING=1") == 1)
+        #expect(rig.sim.requests.contains { $0.method == "DELETE" && $0.path.hasSuffix("/connection") && !$0.path.contains("station") })
+        #expect(rig.sim.liveSessionIds.isEmpty)
+        await rig.stop()
+    }
+
+    @Test func signalsAndMethodsThroughTheRealDaemon() async throws {
+        let rig = try await DaemonRig.start()
+        try await eventually("connected") { (try? rig.property(BridgeNames.session, "State")) == "u 2" }
+        // monitor --json in the background, reading its lines.
+        let monitorOut = rig.dir.appendingPathComponent("monitor.out").path
+        FileManager.default.createFile(atPath: monitorOut, contents: nil)
+        let monitor = try ChildProcess(["sh", "-c", "exec \(binary("icws-bridgectl")) monitor --json --bus '\(rig.bus.address)' > \(monitorOut)"])
+        try await Task.sleep(for: .milliseconds(300))
+        let connect = try rig.ctl(["connect", "workstation", "7002", "--ready", "--media", "call,chat"])
+        #expect(connect.status == 0, "\(connect.stderr)")
+        let put = rig.sim.requests.last { $0.method == "PUT" && $0.path.hasSuffix("/connection/station") }
+        #expect(put?.body == ["__type": "urn:inin.com:connection:workstationSettings", "workstation": "7002", "supportedMediaTypes": [1, 2], "readyForInteractions": true])
+        let notReady = try rig.ctl(["not-ready"])
+        #expect(notReady.status == 0)
+        #expect(rig.sim.currentStation?.readyForInteractions == false)
+        let id = rig.sim.startAlerting(name: "Initech", address: "+13175559999")
+        rig.sim.changeUser("user0005", property: "statusText", value: "Gone Home")
+        try await eventually("monitor lines") {
+            let text = (try? String(contentsOfFile: monitorOut, encoding: .utf8)) ?? ""
+            return text.contains("\"interactionId\":\"\(id)\"") && text.contains("\"statusText\":\"Gone Home\"")
+        }
+        let lines = try String(contentsOfFile: monitorOut, encoding: .utf8).split(separator: "\n")
+        for line in lines { #expect((try? JSONValue.parse(String(line))) != nil, "not JSON: \(line)") }
+        #expect(lines.contains { $0.contains("\"signal\":\"StationConnectionStateChanged\"") && $0.contains("\"id\":\"7002\"") })
+        let status = try rig.ctl(["status"])
+        #expect(status.stdout.contains("Session:    connected (sse)") && status.stdout.contains("Station:    7002 (workstation)") && status.stdout.contains("Ready:      no"), "\(status.stdout)")
+        let statusJSON = try rig.ctl(["status", "--json"])
+        #expect((try? JSONValue.parse(statusJSON.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))?["session"]?["State"] == .int(2))
+        let users = try rig.ctl(["users", "--json"])
+        #expect((try? JSONValue.parse(users.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))?.arrayValue?.count == 26)
+        let bad = try rig.ctl(["connect", "workstation", "9999"])
+        #expect(bad.status == 1 && bad.stderr.contains("UnknownStation"), "\(bad.stderr)")
+        await monitor.stop()
+        await rig.stop()
+    }
+
+    @Test func secretsStayOutOfTheLog() async throws {
+        let rig = try await DaemonRig.start(password: "Pa55-w0rd-XYZ", configure: { $0.accounts = ["agent": "Pa55-w0rd-XYZ"] })
+        try await eventually("connected") { (try? rig.property(BridgeNames.session, "State")) == "u 2" }
+        _ = try rig.ctl(["connect", "workstation", "7001"])
+        let sip = try rig.ctl(["sip-credentials"])
+        #expect(sip.stdout.contains("password=sip-secret-7001"))
+        rig.sim.inject(.expire(challenge: true, location: nil))
+        try await eventually("second login") { rig.sim.loginCount == 2 }
+        try await eventually("connected again") { (try? rig.property(BridgeNames.session, "State")) == "u 2" }
+        await rig.daemon.stop()
+        let log = rig.log
+        await rig.stop()
+        #expect(log.contains("session established"))
+        #expect(!log.contains("Pa55-w0rd-XYZ"))
+        #expect(!log.contains("sip-secret"))
+        let csrfTokens = rig.sim.requests.compactMap { $0.body?["csrfToken"]?.stringValue }
+        for t in csrfTokens { #expect(!log.contains(t)) }
+        #expect(!log.contains("icws_100000"), "no cookie in the log")
+    }
+
+    @Test func badConfigurationExits78WithAClearMessage() async throws {
+        let cases: [(String, String)] = [
+            ("colour = blue", "colour: unknown key"),
+            ("poll-interval = soon", "poll-interval: invalid duration"),
+            ("messaging = carrier-pigeon", "messaging: expected auto, sse or poll"),
+            ("station-type = fax", "station-type: expected workstation"),
+        ]
+        for (line, message) in cases {
+            let rig = try await DaemonRig.start(config: line)
+            let status = await rig.daemon.wait(timeout: .seconds(10))
+            #expect(status == 78, "\(line): \(String(describing: status))")
+            #expect(rig.log.contains(message), "\(line): \(rig.log)")
+            try await eventually("ERRNO to systemd") { rig.notify.all.contains { $0.contains("ERRNO=") && $0.contains("STATUS=configuration error") } }
+            #expect(rig.notify.count("READY=1") == 0)
+            await rig.stop()
+        }
+        let noPassword = try await DaemonRig.start(password: nil)
+        #expect(await noPassword.daemon.wait(timeout: .seconds(10)) == 78)
+        #expect(noPassword.log.contains("no password"))
+        await noPassword.stop()
+    }
+
+    @Test func passwordFileMustBeOwnerOnlyAndCredentialsWin() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pw-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("password").path
+        try "secret\n".write(toFile: file, atomically: true, encoding: .utf8)
+        chmod(file, 0o644)
+        let open = try await DaemonRig.start(config: "password-file = \(file)", password: nil)
+        #expect(await open.daemon.wait(timeout: .seconds(10)) == 78)
+        #expect(open.log.contains("must be readable by its owner only"), "\(open.log)")
+        await open.stop()
+        chmod(file, 0o600)
+        let ok = try await DaemonRig.start(config: "password-file = \(file)", password: nil)
+        try await eventually("connected with the password file") { (try? ok.property(BridgeNames.session, "State")) == "u 2" }
+        await ok.stop()
+        // $CREDENTIALS_DIRECTORY/icws-password comes first.
+        let creds = dir.appendingPathComponent("creds")
+        try FileManager.default.createDirectory(at: creds, withIntermediateDirectories: true)
+        try "secret".write(toFile: creds.appendingPathComponent("icws-password").path, atomically: true, encoding: .utf8)
+        let viaCreds = try await DaemonRig.start(config: "password-file = /nonexistent", password: "wrong", environment: ["CREDENTIALS_DIRECTORY": creds.path])
+        try await eventually("connected with the credential") { (try? viaCreds.property(BridgeNames.session, "State")) == "u 2" }
+        #expect(viaCreds.log.contains("systemd credential icws-password"))
+        await viaCreds.stop()
+        let check = try runCommand([binary("icws-bridged"), "--check-config", "--config", "/nonexistent.conf"])
+        #expect(check.status == 78 && check.stderr.contains("does not exist"))
+    }
+
+    @Test func aHungDaemonStopsPingingTheWatchdog() async throws {
+        let rig = try await DaemonRig.start(watchdogUsec: 400_000)
+        try await eventually("pings") { rig.notify.count("WATCHDOG=1") >= 3 }
+        rig.daemon.signal(SIGSTOP)
+        try await Task.sleep(for: .milliseconds(300))
+        let frozenAt = ContinuousClock.now
+        let before = rig.notify.count("WATCHDOG=1")
+        try await Task.sleep(for: .seconds(1))
+        // A service manager with WatchdogSec=0.4s would have killed it by now: nothing came for 2.5 intervals.
+        #expect(rig.notify.count("WATCHDOG=1") == before)
+        #expect((rig.notify.lastTime(of: "WATCHDOG=1") ?? frozenAt) <= frozenAt)
+        rig.daemon.signal(SIGCONT)
+        try await eventually("pings again") { rig.notify.count("WATCHDOG=1") > before }
+        await rig.stop()
+    }
+
+    @Test func clientErrorsWhenTheDaemonIsAbsentOrThePolicyRefuses() async throws {
+        let bus = try PrivateBus()
+        defer { bus.stop() }
+        let absent = try runCommand([binary("icws-bridgectl"), "status", "--bus", bus.address])
+        #expect(absent.status == 69 && absent.stderr.contains("icws-bridged is not running"), "\(absent.stderr)")
+        try #require(isRoot, "the policy part needs root to create its users")
+        try ensurePolicyUsers()
+        let rig = try await DaemonRig.start()
+        try await eventually("connected") { (try? rig.property(BridgeNames.session, "State")) == "u 2" }
+        let refused = try rig.ctl(["ready"], asUser: "icws-test-outsider")
+        #expect(refused.status == 77 && refused.stderr.contains("icws-agents"), "\(refused.stderr)")
+        let allowed = try rig.ctl(["connect", "stationless", "--ready"], asUser: "icws-test-agent")
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        let status = try rig.ctl(["status"], asUser: "icws-test-outsider")
+        #expect(status.status == 0)
+        await rig.stop()
+    }
+
+    @Test func nameAlreadyTakenIsAClearFailure() async throws {
+        let rig = try await DaemonRig.start()
+        try await eventually("READY") { rig.notify.count("READY=1") == 1 }
+        let second = try ChildProcess(
+            [binary("icws-bridged"), "--config", rig.configPath, "--bus", rig.bus.address],
+            environment: ["ICWS_PASSWORD": "secret", "PATH": "/usr/bin:/bin"], stderrPath: rig.dir.appendingPathComponent("second.log").path)
+        #expect(await second.wait(timeout: .seconds(10)) == 1)
+        let log = (try? String(contentsOfFile: rig.dir.appendingPathComponent("second.log").path, encoding: .utf8)) ?? ""
+        #expect(log.contains("already owned"), "\(log)")
+        await rig.stop()
+    }
+}

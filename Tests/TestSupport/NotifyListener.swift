@@ -1,0 +1,71 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A NOTIFY_SOCKET for tests: binds a datagram socket and records every
+/// sd_notify message with the time it arrived.
+public final class NotifyListener: Sendable {
+    public let path: String
+    private let fd: Int32
+    private let messages = Mutex<[(ContinuousClock.Instant, String)]>([])
+    private let stopped = Mutex(false)
+
+    public init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(UUID().uuidString.prefix(8)).sock").path
+        let sock = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        fd = sock
+        guard sock >= 0 else { throw TimeoutError(description: "socket failed") }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() where i < raw.count - 1 { raw[i] = b }
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(sock, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw TimeoutError(description: "bind \(path) failed") }
+        // Receive on a thread of its own (recv blocks); a short timeout lets it notice stop().
+        var tv = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let thread = Thread { [weak self] in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while let self, !self.stopped.withLock({ $0 }) {
+                // recv without ancillary space: any passed fds are closed by the kernel.
+                let n = recv(sock, &buffer, buffer.count, 0)
+                if n > 0 {
+                    let text = String(decoding: buffer[0..<n], as: UTF8.self)
+                    self.messages.withLock { $0.append((.now, text)) }
+                }
+            }
+        }
+        thread.start()
+    }
+
+    public func stop() {
+        stopped.withLock { $0 = true }
+        unlink(path)
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
+    }
+
+    public var all: [String] { messages.withLock { $0.map(\.1) } }
+    public var timed: [(ContinuousClock.Instant, String)] { messages.withLock { $0 } }
+
+    /// Messages holding a given assignment (e.g. "READY=1").
+    public func count(_ assignment: String) -> Int { all.filter { $0.split(separator: "\n").contains(Substring(assignment)) }.count }
+
+    public func statuses() -> [String] {
+        all.flatMap { $0.split(separator: "\n") }.filter { $0.hasPrefix("STATUS=") }.map { String($0.dropFirst(7)) }
+    }
+
+    public func lastTime(of assignment: String) -> ContinuousClock.Instant? {
+        timed.last { $0.1.split(separator: "\n").contains(Substring(assignment)) }?.0
+    }
+}
