@@ -42,10 +42,10 @@ struct BridgeRig {
         bus.stop()
     }
 
-    func busctl(_ args: [String], asUser user: String? = nil) throws -> CommandResult { try bus.busctl(args, asUser: user) }
+    func busctl(_ args: [String], asUser user: String? = nil) async throws -> CommandResult { try await bus.busctl(args, asUser: user) }
 
-    func call(_ interface: String, _ member: String, _ args: [String] = [], asUser user: String? = nil) throws -> CommandResult {
-        try busctl(["call", "--", BridgeNames.busName, BridgeNames.objectPath, interface, member] + args, asUser: user)
+    func call(_ interface: String, _ member: String, _ args: [String] = [], asUser user: String? = nil) async throws -> CommandResult {
+        try await busctl(["call", "--", BridgeNames.busName, BridgeNames.objectPath, interface, member] + args, asUser: user)
     }
 
     func property(_ interface: String, _ name: String) async throws -> DBusValue {
@@ -75,14 +75,14 @@ final class SignalLog: Sendable {
 @Suite(.serialized, .timeLimit(.minutes(3))) struct BridgeBusTests {
     @Test func introspectionMatchesTheShippedXML() async throws {
         let rig = try await BridgeRig.start()
-        let xml = try rig.busctl(["introspect", "--xml-interface", BridgeNames.busName, BridgeNames.objectPath])
+        let xml = try await rig.busctl(["introspect", "--xml-interface", BridgeNames.busName, BridgeNames.objectPath])
         #expect(xml.status == 0, "\(xml.stderr)")
         let served = try InterfaceDescription.parse(xml: xml.stdout)
         for expected in try BridgeNames.interfaces() {
             let got = try #require(served.first { $0.name == expected.name })
             #expect(got.methods == expected.methods && got.signals == expected.signals && got.properties == expected.properties)
         }
-        let gdbus = try runCommand(["gdbus", "introspect", "--address", rig.bus.address, "--dest", BridgeNames.busName, "--object-path", BridgeNames.objectPath])
+        let gdbus = try await runCommand(["gdbus", "introspect", "--address", rig.bus.address, "--dest", BridgeNames.busName, "--object-path", BridgeNames.objectPath])
         #expect(gdbus.stdout.contains("GetSipCredentials(out s sip_user,"), "\(gdbus.stderr)")
         await rig.stop()
     }
@@ -97,7 +97,7 @@ final class SignalLog: Sendable {
         #expect(try await rig.property(BridgeNames.session, "Server") == .string("http://127.0.0.1:\(rig.sim.port)"))
 
         // Station.Connect through busctl; the signal carries the station maps.
-        let connect = try rig.call(BridgeNames.station, "Connect", ["a{sv}", "4", "type", "s", "workstation", "workstation", "s", "7001", "readyForInteractions", "b", "true", "supportedMediaTypes", "as", "2", "call", "email"])
+        let connect = try await rig.call(BridgeNames.station, "Connect", ["a{sv}", "4", "type", "s", "workstation", "workstation", "s", "7001", "readyForInteractions", "b", "true", "supportedMediaTypes", "as", "2", "call", "email"])
         #expect(connect.status == 0, "\(connect.stderr)")
         #expect(rig.sim.currentStation == StationSettings(kind: .workstation, workstation: "7001", supportedMediaTypes: [1, 3], readyForInteractions: true))
         try await eventually("station signal") {
@@ -114,7 +114,7 @@ final class SignalLog: Sendable {
         #expect(try await rig.property(BridgeNames.station, "Info")["id"] == .string("7001"))
         #expect(try await rig.property(BridgeNames.station, "Settings")["supportedMediaTypes"] == .strings(["call", "email"]))
 
-        let notReady = try rig.call(BridgeNames.station, "SetReady", ["b", "false"])
+        let notReady = try await rig.call(BridgeNames.station, "SetReady", ["b", "false"])
         #expect(notReady.status == 0)
         #expect(rig.sim.currentStation?.readyForInteractions == false)
         try await eventually("Ready false") { try await rig.property(BridgeNames.station, "Ready") == .bool(false) }
@@ -144,19 +144,19 @@ final class SignalLog: Sendable {
         #expect(snapshot.signature == "aa{sv}aa{sv}asb" && snapshot.arguments[3] == .bool(false))
         #expect(snapshot.arguments[0].arrayElements?.count == 26)
         #expect(try await rig.property(BridgeNames.users, "Count") == .uint32(26))
-        let users = try rig.call(BridgeNames.users, "GetUsers", [])
+        let users = try await rig.call(BridgeNames.users, "GetUsers", [])
         #expect(users.status == 0 && users.stdout.hasPrefix("aa{sv} 26"))
         let reply = try await rig.client.call(destination: BridgeNames.busName, path: BridgeNames.objectPath, interface: BridgeNames.users, member: "GetUsers")
         let u3 = try #require(reply[0].arrayElements?.first { $0["id"] == .string("user0003") })
         #expect(u3["statusText"] == .string("Lunch") && u3["displayName"] == .string("User 3") && u3["extension"] == .string("8003"))
 
         // Session methods.
-        let disconnect = try rig.call(BridgeNames.session, "Disconnect")
+        let disconnect = try await rig.call(BridgeNames.session, "Disconnect")
         #expect(disconnect.status == 0)
         try await eventually("stopped") { try await rig.property(BridgeNames.session, "State") == .uint32(4) }
-        let notConnected = try rig.call(BridgeNames.station, "SetReady", ["b", "true"])
+        let notConnected = try await rig.call(BridgeNames.station, "SetReady", ["b", "true"])
         #expect(notConnected.stderr.contains("no ICWS session now"), "\(notConnected.stderr)")
-        _ = try rig.call(BridgeNames.session, "Reconnect")
+        _ = try await rig.call(BridgeNames.session, "Reconnect")
         try await eventually("connected again") { try await rig.property(BridgeNames.session, "State") == .uint32(2) }
         #expect(log.all.contains { $0.member == "PropertiesChanged" && $0.arguments[0] == .string(BridgeNames.session) })
         await rig.stop()
@@ -172,7 +172,7 @@ final class SignalLog: Sendable {
             (["s", "oops"], "takes (a{sv}), not (s)"),
         ]
         for (args, message) in cases {
-            let r = try rig.call(BridgeNames.station, "Connect", args)
+            let r = try await rig.call(BridgeNames.station, "Connect", args)
             #expect(r.status != 0)
             #expect(r.stderr.contains(message), "\(args): \(r.stderr)")
         }
@@ -197,33 +197,33 @@ final class SignalLog: Sendable {
 
     @Test func policyRefusesOutsidersAndAllowsAgents() async throws {
         try #require(isRoot, "the policy test needs root to create its users")
-        try ensurePolicyUsers()
+        try await ensurePolicyUsers()
         let rig = try await BridgeRig.start()
         try await rig.harness.waitForState(.connected)
         let connectArgs = ["a{sv}", "2", "type", "s", "workstation", "workstation", "s", "7001"]
-        let refused = try rig.call(BridgeNames.station, "Connect", connectArgs, asUser: "icws-test-outsider")
+        let refused = try await rig.call(BridgeNames.station, "Connect", connectArgs, asUser: "icws-test-outsider")
         #expect(refused.status != 0 && refused.stderr.lowercased().contains("access denied") || refused.stderr.contains("AccessDenied") || refused.stderr.contains("rejected"), "\(refused.stderr)")
         #expect(rig.sim.currentStation == nil)
-        let allowed = try rig.call(BridgeNames.station, "Connect", connectArgs, asUser: "icws-test-agent")
+        let allowed = try await rig.call(BridgeNames.station, "Connect", connectArgs, asUser: "icws-test-agent")
         #expect(allowed.status == 0, "\(allowed.stderr)")
-        let sipOutsider = try rig.call(BridgeNames.station, "GetSipCredentials", asUser: "icws-test-outsider")
+        let sipOutsider = try await rig.call(BridgeNames.station, "GetSipCredentials", asUser: "icws-test-outsider")
         #expect(sipOutsider.status != 0)
         #expect(!sipOutsider.stdout.contains("sip-secret"))
-        let sipAgent = try rig.call(BridgeNames.station, "GetSipCredentials", asUser: "icws-test-agent")
+        let sipAgent = try await rig.call(BridgeNames.station, "GetSipCredentials", asUser: "icws-test-agent")
         #expect(sipAgent.status == 0 && sipAgent.stdout.contains("\"sip-secret-7001\""), "\(sipAgent.stderr)")
-        let readyOutsider = try rig.call(BridgeNames.station, "SetReady", ["b", "true"], asUser: "icws-test-outsider")
+        let readyOutsider = try await rig.call(BridgeNames.station, "SetReady", ["b", "true"], asUser: "icws-test-outsider")
         #expect(readyOutsider.status != 0)
-        let reconnectOutsider = try rig.call(BridgeNames.session, "Reconnect", asUser: "icws-test-outsider")
+        let reconnectOutsider = try await rig.call(BridgeNames.session, "Reconnect", asUser: "icws-test-outsider")
         #expect(reconnectOutsider.status != 0)
         // Everyone may read, introspect and list users.
-        let users = try rig.call(BridgeNames.users, "GetUsers", asUser: "icws-test-outsider")
+        let users = try await rig.call(BridgeNames.users, "GetUsers", asUser: "icws-test-outsider")
         #expect(users.status == 0, "\(users.stderr)")
-        let prop = try rig.busctl(["get-property", BridgeNames.busName, BridgeNames.objectPath, BridgeNames.station, "Connected"], asUser: "icws-test-outsider")
+        let prop = try await rig.busctl(["get-property", BridgeNames.busName, BridgeNames.objectPath, BridgeNames.station, "Connected"], asUser: "icws-test-outsider")
         #expect(prop.stdout.contains("b true"), "\(prop.stderr)")
-        let intro = try rig.busctl(["introspect", BridgeNames.busName, BridgeNames.objectPath], asUser: "icws-test-outsider")
+        let intro = try await rig.busctl(["introspect", BridgeNames.busName, BridgeNames.objectPath], asUser: "icws-test-outsider")
         #expect(intro.status == 0)
         // Nobody but the service user (and root in this test bus) may own the name.
-        let own = try runCommand(["setpriv", "--reuid=icws-test-agent", "--regid=icws-test-agent", "--init-groups", "--", "gdbus", "call", "--address", rig.bus.address, "--dest", "org.freedesktop.DBus", "--object-path", "/org/freedesktop/DBus", "--method", "org.freedesktop.DBus.RequestName", BridgeNames.busName, "4"])
+        let own = try await runCommand(["setpriv", "--reuid=icws-test-agent", "--regid=icws-test-agent", "--init-groups", "--", "gdbus", "call", "--address", rig.bus.address, "--dest", "org.freedesktop.DBus", "--object-path", "/org/freedesktop/DBus", "--method", "org.freedesktop.DBus.RequestName", BridgeNames.busName, "4"])
         #expect(own.status != 0 && own.stderr.contains("AccessDenied"), "\(own.stdout) \(own.stderr)")
         await rig.stop()
     }
@@ -232,8 +232,8 @@ final class SignalLog: Sendable {
         let rig = try await BridgeRig.start()
         let log = SignalLog(rig.signals)
         try await rig.harness.waitForState(.connected)
-        _ = try rig.call(BridgeNames.station, "Connect", ["a{sv}", "2", "type", "s", "workstation", "workstation", "s", "7001"])
-        let creds = try rig.call(BridgeNames.station, "GetSipCredentials")
+        _ = try await rig.call(BridgeNames.station, "Connect", ["a{sv}", "2", "type", "s", "workstation", "workstation", "s", "7001"])
+        let creds = try await rig.call(BridgeNames.station, "GetSipCredentials")
         #expect(creds.stdout.contains("sip-secret-7001"))
         // A station message that carries a sipPassword (as a server may send).
         rig.sim.emit(["__type": .string(ICWSMessage.TypeURN.stationConnectionStateChange), "isDelta": true, "newStationInfo": ["id": "7001", "extension": "7001", "sipPassword": "sip-secret-leak", "stationSetting": 1]])

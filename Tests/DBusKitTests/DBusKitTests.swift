@@ -112,10 +112,10 @@ struct TestService {
     @Test func realClientsCallAndIntrospect() async throws {
         let svc = try await TestService.start()
         defer { svc.stop() }
-        let types = try svc.bus.busctl(["call", "--", "org.example.TestService", "/org/example/Test", "org.example.Test", "Types", "ybnqiuxtdsog(sv)", "1", "true", "-2", "3", "-4", "5", "-6", "7", "8.5", "str", "/p", "s", "k", "s", "v"])
+        let types = try await svc.bus.busctl(["call", "--", "org.example.TestService", "/org/example/Test", "org.example.Test", "Types", "ybnqiuxtdsog(sv)", "1", "true", "-2", "3", "-4", "5", "-6", "7", "8.5", "str", "/p", "s", "k", "s", "v"])
         #expect(types.status == 0, "\(types.stderr)")
         #expect(types.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "u 13")
-        let xml = try svc.bus.busctl(["introspect", "--xml-interface", "org.example.TestService", "/org/example/Test"])
+        let xml = try await svc.bus.busctl(["introspect", "--xml-interface", "org.example.TestService", "/org/example/Test"])
         #expect(xml.status == 0)
         let parsed = try InterfaceDescription.parse(xml: xml.stdout)
         let expected = try InterfaceDescription.parse(xml: testXML)[0]
@@ -123,25 +123,25 @@ struct TestService {
         #expect(served.methods == expected.methods && served.signals == expected.signals && served.properties == expected.properties)
         #expect(parsed.contains { $0.name == "org.freedesktop.DBus.Properties" })
         // The tree from the root down reaches the object.
-        let tree = try svc.bus.busctl(["tree", "--list", "org.example.TestService"])
+        let tree = try await svc.bus.busctl(["tree", "--list", "org.example.TestService"])
         #expect(tree.stdout.contains("/org/example/Test"), "\(tree.stdout) \(tree.stderr)")
-        let ping = try svc.bus.busctl(["call", "org.example.TestService", "/org/example/Test", "org.freedesktop.DBus.Peer", "Ping"])
+        let ping = try await svc.bus.busctl(["call", "org.example.TestService", "/org/example/Test", "org.freedesktop.DBus.Peer", "Ping"])
         #expect(ping.status == 0)
-        let gdbus = try runCommand(["gdbus", "introspect", "--address", svc.bus.address, "--dest", "org.example.TestService", "--object-path", "/org/example/Test"])
+        let gdbus = try await runCommand(["gdbus", "introspect", "--address", svc.bus.address, "--dest", "org.example.TestService", "--object-path", "/org/example/Test"])
         #expect(gdbus.status == 0 && gdbus.stdout.contains("Echo(in  a{sv} value,"), "\(gdbus.stdout) \(gdbus.stderr)")
     }
 
     @Test func badCallsGetErrorsAndTheServiceGoesOn() async throws {
         let svc = try await TestService.start()
         defer { svc.stop() }
-        let wrong = try svc.bus.busctl(["call", "org.example.TestService", "/org/example/Test", "org.example.Test", "Echo", "s", "x"])
+        let wrong = try await svc.bus.busctl(["call", "org.example.TestService", "/org/example/Test", "org.example.Test", "Echo", "s", "x"])
         #expect(wrong.status != 0)
         #expect(wrong.stderr.contains("takes (a{sv}), not (s)"), "\(wrong.stderr)")
-        let unknown = try svc.bus.busctl(["call", "org.example.TestService", "/org/example/Test", "org.example.Test", "Nope"])
+        let unknown = try await svc.bus.busctl(["call", "org.example.TestService", "/org/example/Test", "org.example.Test", "Nope"])
         #expect(unknown.stderr.contains("no method Nope"))
-        let fail = try svc.bus.busctl(["call", "org.example.TestService", "/org/example/Test", "org.example.Test", "Fail"])
+        let fail = try await svc.bus.busctl(["call", "org.example.TestService", "/org/example/Test", "org.example.Test", "Fail"])
         #expect(fail.stderr.contains("it failed on purpose"))
-        let noObject = try svc.bus.busctl(["call", "org.example.TestService", "/nowhere", "org.example.Test", "Fail"])
+        let noObject = try await svc.bus.busctl(["call", "org.example.TestService", "/nowhere", "org.example.Test", "Fail"])
         #expect(noObject.status != 0)
         let client = try await svc.client()
         defer { client.close() }
@@ -185,7 +185,7 @@ struct TestService {
         defer { client.close() }
         try await client.addMatch("type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'")
         let signals = client.signals()
-        let get = try svc.bus.busctl(["get-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Counter"])
+        let get = try await svc.bus.busctl(["get-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Counter"])
         #expect(get.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "u 1")
         try svc.object.setProperty("org.example.Test", "Counter", .uint32(2))
         try svc.object.setProperty("org.example.Test", "Counter", .uint32(2))  // unchanged: no signal
@@ -198,12 +198,12 @@ struct TestService {
         #expect(changes == [.vardict([("Counter", .uint32(2))]), .vardict([("Counter", .uint32(3))])])
         let all = try await client.call(destination: "org.example.TestService", path: "/org/example/Test", interface: "org.freedesktop.DBus.Properties", member: "GetAll", arguments: [.string("org.example.Test")])
         #expect(all[0]["Counter"] == .uint32(3) && all[0]["Label"] == .string("start"))
-        let set = try svc.bus.busctl(["set-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Label", "s", "new"])
+        let set = try await svc.bus.busctl(["set-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Label", "s", "new"])
         #expect(set.status == 0, "\(set.stderr)")
         #expect(svc.object.property("org.example.Test", "Label") == .string("new"))
-        let readOnly = try svc.bus.busctl(["set-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Counter", "u", "9"])
+        let readOnly = try await svc.bus.busctl(["set-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Counter", "u", "9"])
         #expect(readOnly.status != 0 && readOnly.stderr.contains("read-only"))
-        let wrongType = try svc.bus.busctl(["set-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Label", "u", "9"])
+        let wrongType = try await svc.bus.busctl(["set-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Label", "u", "9"])
         #expect(wrongType.status != 0)
         #expect(throws: BusError.self) { try svc.object.setProperty("org.example.Test", "Counter", .string("x")) }
     }

@@ -59,12 +59,12 @@ struct DaemonRig {
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    func ctl(_ args: [String], asUser user: String? = nil) throws -> CommandResult {
-        try runCommand([binary("icws-bridgectl")] + args + ["--bus", bus.address], asUser: user)
+    func ctl(_ args: [String], asUser user: String? = nil) async throws -> CommandResult {
+        try await runCommand([binary("icws-bridgectl")] + args + ["--bus", bus.address], asUser: user)
     }
 
-    func property(_ interface: String, _ name: String) throws -> String {
-        try bus.busctl(["get-property", BridgeNames.busName, BridgeNames.objectPath, interface, name]).stdout
+    func property(_ interface: String, _ name: String) async throws -> String {
+        try await bus.busctl(["get-property", BridgeNames.busName, BridgeNames.objectPath, interface, name]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -123,17 +123,17 @@ struct DaemonRig {
 
     @Test func signalsAndMethodsThroughTheRealDaemon() async throws {
         let rig = try await DaemonRig.start()
-        try await eventually("connected") { (try? rig.property(BridgeNames.session, "State")) == "u 2" }
+        try await eventually("connected") { (try? await rig.property(BridgeNames.session, "State")) == "u 2" }
         // monitor --json in the background, reading its lines.
         let monitorOut = rig.dir.appendingPathComponent("monitor.out").path
         FileManager.default.createFile(atPath: monitorOut, contents: nil)
         let monitor = try ChildProcess(["sh", "-c", "exec \(binary("icws-bridgectl")) monitor --json --bus '\(rig.bus.address)' > \(monitorOut)"])
         try await Task.sleep(for: .milliseconds(300))
-        let connect = try rig.ctl(["connect", "workstation", "7002", "--ready", "--media", "call,chat"])
+        let connect = try await rig.ctl(["connect", "workstation", "7002", "--ready", "--media", "call,chat"])
         #expect(connect.status == 0, "\(connect.stderr)")
         let put = rig.sim.requests.last { $0.method == "PUT" && $0.path.hasSuffix("/connection/station") }
         #expect(put?.body == ["__type": "urn:inin.com:connection:workstationSettings", "workstation": "7002", "supportedMediaTypes": [1, 2], "readyForInteractions": true])
-        let notReady = try rig.ctl(["not-ready"])
+        let notReady = try await rig.ctl(["not-ready"])
         #expect(notReady.status == 0)
         #expect(rig.sim.currentStation?.readyForInteractions == false)
         let id = rig.sim.startAlerting(name: "Initech", address: "+13175559999")
@@ -145,13 +145,13 @@ struct DaemonRig {
         let lines = try String(contentsOfFile: monitorOut, encoding: .utf8).split(separator: "\n")
         for line in lines { #expect((try? JSONValue.parse(String(line))) != nil, "not JSON: \(line)") }
         #expect(lines.contains { $0.contains("\"signal\":\"StationConnectionStateChanged\"") && $0.contains("\"id\":\"7002\"") })
-        let status = try rig.ctl(["status"])
+        let status = try await rig.ctl(["status"])
         #expect(status.stdout.contains("Session:    connected (sse)") && status.stdout.contains("Station:    7002 (workstation)") && status.stdout.contains("Ready:      no"), "\(status.stdout)")
-        let statusJSON = try rig.ctl(["status", "--json"])
+        let statusJSON = try await rig.ctl(["status", "--json"])
         #expect((try? JSONValue.parse(statusJSON.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))?["session"]?["State"] == .int(2))
-        let users = try rig.ctl(["users", "--json"])
+        let users = try await rig.ctl(["users", "--json"])
         #expect((try? JSONValue.parse(users.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))?.arrayValue?.count == 26)
-        let bad = try rig.ctl(["connect", "workstation", "9999"])
+        let bad = try await rig.ctl(["connect", "workstation", "9999"])
         #expect(bad.status == 1 && bad.stderr.contains("UnknownStation"), "\(bad.stderr)")
         await monitor.stop()
         await rig.stop()
@@ -159,13 +159,13 @@ struct DaemonRig {
 
     @Test func secretsStayOutOfTheLog() async throws {
         let rig = try await DaemonRig.start(password: "Pa55-w0rd-XYZ", configure: { $0.accounts = ["agent": "Pa55-w0rd-XYZ"] })
-        try await eventually("connected") { (try? rig.property(BridgeNames.session, "State")) == "u 2" }
-        _ = try rig.ctl(["connect", "workstation", "7001"])
-        let sip = try rig.ctl(["sip-credentials"])
+        try await eventually("connected") { (try? await rig.property(BridgeNames.session, "State")) == "u 2" }
+        _ = try await rig.ctl(["connect", "workstation", "7001"])
+        let sip = try await rig.ctl(["sip-credentials"])
         #expect(sip.stdout.contains("password=sip-secret-7001"))
         rig.sim.inject(.expire(challenge: true, location: nil))
         try await eventually("second login") { rig.sim.loginCount == 2 }
-        try await eventually("connected again") { (try? rig.property(BridgeNames.session, "State")) == "u 2" }
+        try await eventually("connected again") { (try? await rig.property(BridgeNames.session, "State")) == "u 2" }
         await rig.daemon.stop()
         let log = rig.log
         await rig.stop()
@@ -212,17 +212,17 @@ struct DaemonRig {
         await open.stop()
         chmod(file, 0o600)
         let ok = try await DaemonRig.start(config: "password-file = \(file)", password: nil)
-        try await eventually("connected with the password file") { (try? ok.property(BridgeNames.session, "State")) == "u 2" }
+        try await eventually("connected with the password file") { (try? await ok.property(BridgeNames.session, "State")) == "u 2" }
         await ok.stop()
         // $CREDENTIALS_DIRECTORY/icws-password comes first.
         let creds = dir.appendingPathComponent("creds")
         try FileManager.default.createDirectory(at: creds, withIntermediateDirectories: true)
         try "secret".write(toFile: creds.appendingPathComponent("icws-password").path, atomically: true, encoding: .utf8)
         let viaCreds = try await DaemonRig.start(config: "password-file = /nonexistent", password: "wrong", environment: ["CREDENTIALS_DIRECTORY": creds.path])
-        try await eventually("connected with the credential") { (try? viaCreds.property(BridgeNames.session, "State")) == "u 2" }
+        try await eventually("connected with the credential") { (try? await viaCreds.property(BridgeNames.session, "State")) == "u 2" }
         #expect(viaCreds.log.contains("systemd credential icws-password"))
         await viaCreds.stop()
-        let check = try runCommand([binary("icws-bridged"), "--check-config", "--config", "/nonexistent.conf"])
+        let check = try await runCommand([binary("icws-bridged"), "--check-config", "--config", "/nonexistent.conf"])
         #expect(check.status == 78 && check.stderr.contains("does not exist"))
     }
 
@@ -245,17 +245,17 @@ struct DaemonRig {
     @Test func clientErrorsWhenTheDaemonIsAbsentOrThePolicyRefuses() async throws {
         let bus = try PrivateBus()
         defer { bus.stop() }
-        let absent = try runCommand([binary("icws-bridgectl"), "status", "--bus", bus.address])
+        let absent = try await runCommand([binary("icws-bridgectl"), "status", "--bus", bus.address])
         #expect(absent.status == 69 && absent.stderr.contains("icws-bridged is not running"), "\(absent.stderr)")
         try #require(isRoot, "the policy part needs root to create its users")
-        try ensurePolicyUsers()
+        try await ensurePolicyUsers()
         let rig = try await DaemonRig.start()
-        try await eventually("connected") { (try? rig.property(BridgeNames.session, "State")) == "u 2" }
-        let refused = try rig.ctl(["ready"], asUser: "icws-test-outsider")
+        try await eventually("connected") { (try? await rig.property(BridgeNames.session, "State")) == "u 2" }
+        let refused = try await rig.ctl(["ready"], asUser: "icws-test-outsider")
         #expect(refused.status == 77 && refused.stderr.contains("icws-agents"), "\(refused.stderr)")
-        let allowed = try rig.ctl(["connect", "stationless", "--ready"], asUser: "icws-test-agent")
+        let allowed = try await rig.ctl(["connect", "stationless", "--ready"], asUser: "icws-test-agent")
         #expect(allowed.status == 0, "\(allowed.stderr)")
-        let status = try rig.ctl(["status"], asUser: "icws-test-outsider")
+        let status = try await rig.ctl(["status"], asUser: "icws-test-outsider")
         #expect(status.status == 0)
         await rig.stop()
     }

@@ -14,8 +14,20 @@ public struct CommandResult: Sendable {
 }
 
 /// Runs a command to completion (optionally as another user through setpriv).
+/// The waiting happens on a dispatch thread: a test that blocked the few
+/// threads of the concurrency pool would starve the in-process servers it calls.
 public func runCommand(
     _ arguments: [String], environment: [String: String] = [:], asUser user: String? = nil, input: String? = nil
+) async throws -> CommandResult {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result { try runCommandBlocking(arguments, environment: environment, asUser: user, input: input) })
+        }
+    }
+}
+
+func runCommandBlocking(
+    _ arguments: [String], environment: [String: String], asUser user: String?, input: String?
 ) throws -> CommandResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -58,18 +70,18 @@ public var isRoot: Bool { getuid() == 0 }
 /// Makes sure the system users the policy names exist (tests run as root):
 /// `icws-bridge`, group `icws-agents`, `icws-test-agent` (a member) and
 /// `icws-test-outsider` (not a member).
-public func ensurePolicyUsers() throws {
-    if (try? runCommand(["getent", "group", "icws-agents"]))?.status != 0 {
-        _ = try runCommand(["groupadd", "--system", "icws-agents"])
+public func ensurePolicyUsers() async throws {
+    if (try? await runCommand(["getent", "group", "icws-agents"]))?.status != 0 {
+        _ = try await runCommand(["groupadd", "--system", "icws-agents"])
     }
-    if (try? runCommand(["id", "icws-bridge"]))?.status != 0 {
-        _ = try runCommand(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "icws-bridge"])
+    if (try? await runCommand(["id", "icws-bridge"]))?.status != 0 {
+        _ = try await runCommand(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "icws-bridge"])
     }
-    if (try? runCommand(["id", "icws-test-agent"]))?.status != 0 {
-        _ = try runCommand(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "-G", "icws-agents", "icws-test-agent"])
+    if (try? await runCommand(["id", "icws-test-agent"]))?.status != 0 {
+        _ = try await runCommand(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "-G", "icws-agents", "icws-test-agent"])
     }
-    if (try? runCommand(["id", "icws-test-outsider"]))?.status != 0 {
-        _ = try runCommand(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "icws-test-outsider"])
+    if (try? await runCommand(["id", "icws-test-outsider"]))?.status != 0 {
+        _ = try await runCommand(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "icws-test-outsider"])
     }
 }
 
@@ -137,7 +149,7 @@ public final class PrivateBus: @unchecked Sendable {
     deinit { stop() }
 
     /// Runs busctl against this bus.
-    public func busctl(_ args: [String], asUser user: String? = nil) throws -> CommandResult {
-        try runCommand(["busctl", "--address=\(address)"] + args, asUser: user)
+    public func busctl(_ args: [String], asUser user: String? = nil) async throws -> CommandResult {
+        try await runCommand(["busctl", "--address=\(address)"] + args, asUser: user)
     }
 }
