@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "icws-bridgectl",
             dependencies: [
-                "DBusKit", "Bridge",
+                "DBusKit", "Bridge", "ICWS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(

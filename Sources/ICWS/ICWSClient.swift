@@ -229,6 +229,10 @@ public final class ICWSClient: Sendable {
         try await call(session, .PUT, "/messaging/subscriptions/connection/station", accept: [200, 201, 204])
     }
 
+    public func unsubscribeStation(_ session: ICWSSession) async throws(ICWSError) {
+        try await call(session, .DELETE, "/messaging/subscriptions/connection/station", accept: [200, 204, 404])
+    }
+
     public func subscribeAlerting(_ session: ICWSSession, attributeNames: [String]) async throws(ICWSError) {
         let body: JSONValue = .object([("attributeNames", .array(attributeNames.map { .string($0) }))])
         try await call(session, .PUT, "/messaging/subscriptions/interaction-alerting", body: body, accept: [200, 201, 204])

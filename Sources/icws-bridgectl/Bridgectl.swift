@@ -2,6 +2,7 @@ import ArgumentParser
 import Bridge
 import DBusKit
 import Foundation
+import ICWS
 import Logging
 
 struct BusOptions: ParsableArguments {
@@ -84,21 +85,7 @@ enum Render {
         }
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
+    static func quote(_ s: String) -> String { JSONValue.string(s).serialized() }
 
     static func text(_ v: DBusValue) -> String {
         switch v {
