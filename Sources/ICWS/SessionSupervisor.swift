@@ -109,6 +109,8 @@ public actor SessionSupervisor {
     private var learnedAlternates: [ServerURL] = []
     private var sessionsEstablished = 0
     private var activeUsersSubscription: String?
+    /// Serializes station PUT/DELETE (client commands and the restore).
+    private let stationLock = AsyncLock()
 
     public init(
         configuration: SupervisorConfiguration, client: ICWSClient, clock: any SupervisorClock = SystemSupervisorClock(),
@@ -154,34 +156,40 @@ public actor SessionSupervisor {
     }
 
     public func connectStation(_ settings: StationSettings) async throws(ICWSError) {
-        let s = try requireSession()
-        do { try await client.putStation(s, settings) } catch { throw noteFailure(error, on: s) }
-        station.requested = settings
-        station.connected = true
-        station.ready = settings.readyForInteractions
-        emit(.station(station))
+        try await stationLock.withLock { () async throws(ICWSError) in
+            let s = try requireSession()
+            do throws(ICWSError) { try await client.putStation(s, settings) } catch { throw noteFailure(error, on: s) }
+            station.requested = settings
+            station.connected = true
+            station.ready = settings.readyForInteractions
+            emit(.station(station))
+        }
     }
 
     public func disconnectStation() async throws(ICWSError) {
-        let s = try requireSession()
-        do { try await client.deleteStation(s) } catch { throw noteFailure(error, on: s) }
-        station.requested = nil
-        station.connected = false
-        station.ready = false
-        emit(.station(station))
+        try await stationLock.withLock { () async throws(ICWSError) in
+            let s = try requireSession()
+            do throws(ICWSError) { try await client.deleteStation(s) } catch { throw noteFailure(error, on: s) }
+            station.requested = nil
+            station.connected = false
+            station.ready = false
+            emit(.station(station))
+        }
     }
 
     /// PUTs the last requested settings again with the new ready flag.
     public func setReady(_ ready: Bool) async throws(StationCommandError) {
-        guard var settings = station.requested else { throw .noStation }
-        let s: ICWSSession
-        do { s = try requireSession() } catch { throw .icws(error) }
-        settings.readyForInteractions = ready
-        do { try await client.putStation(s, settings) } catch { throw .icws(noteFailure(error, on: s)) }
-        station.requested = settings
-        station.connected = true
-        station.ready = ready
-        emit(.station(station))
+        try await stationLock.withLock { () async throws(StationCommandError) in
+            guard var settings = station.requested else { throw .noStation }
+            let s: ICWSSession
+            do throws(ICWSError) { s = try requireSession() } catch { throw .icws(error) }
+            settings.readyForInteractions = ready
+            do throws(ICWSError) { try await client.putStation(s, settings) } catch { throw .icws(noteFailure(error, on: s)) }
+            station.requested = settings
+            station.connected = true
+            station.ready = ready
+            emit(.station(station))
+        }
     }
 
     /// The station information including SIP credentials (for the softphone).
@@ -433,19 +441,25 @@ public actor SessionSupervisor {
     /// Re-subscribes and re-applies the last requested station after a new session.
     private func restore(_ s: ICWSSession) async {
         await resubscribe(s)
-        guard let requested = station.requested, !Task.isCancelled else { return }
-        do {
-            try await client.putStation(s, requested)
-            guard session?.sessionId == s.sessionId else { return }
-            station.connected = true
-            station.ready = requested.readyForInteractions
-            emit(.station(station))
-            logger.info("station restored", metadata: ["icws.station": "\(requested.workstation ?? requested.remoteNumber ?? requested.kind.rawValue)"])
-        } catch {
-            _ = noteFailure(error, on: s)
-            status.lastError = error.shortReason
-            emit(.status(status))
-            logger.error("station could not be restored", metadata: ["icws.error": "\(error)"])
+        // Under the station lock: a client command that came first has already
+        // applied what it asked for, and one that comes later runs after this.
+        await stationLock.withLock {
+            guard let requested = station.requested, !Task.isCancelled, session?.sessionId == s.sessionId,
+                !station.connected
+            else { return }
+            do throws(ICWSError) {
+                try await client.putStation(s, requested)
+                guard session?.sessionId == s.sessionId else { return }
+                station.connected = true
+                station.ready = requested.readyForInteractions
+                emit(.station(station))
+                logger.info("station restored", metadata: ["icws.station": "\(requested.workstation ?? requested.remoteNumber ?? requested.kind.rawValue)"])
+            } catch {
+                _ = noteFailure(error, on: s)
+                status.lastError = error.shortReason
+                emit(.status(status))
+                logger.error("station could not be restored", metadata: ["icws.error": "\(error)"])
+            }
         }
     }
 

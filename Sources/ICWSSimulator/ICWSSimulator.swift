@@ -55,6 +55,7 @@ public final class ICWSSimulator: Sendable {
         var directory: [(id: String, props: [(String, JSONValue)])] = []
         var rng: SplitMix64
         var loginCount = 0
+        var lastUsersSnapshotAt: ContinuousClock.Instant?
     }
     let global: Mutex<Global>
     private let runningTask = Mutex<Task<Void, any Error>?>(nil)
@@ -161,6 +162,8 @@ public final class ICWSSimulator: Sendable {
     public var requests: [SimRequest] { global.withLock { $0.requests } }
     public var deliveries: [SimDelivery] { global.withLock { $0.deliveries } }
     public var loginCount: Int { global.withLock { $0.loginCount } }
+    /// When the newest users snapshot (isDelta false) was queued.
+    public var lastUsersSnapshotAt: ContinuousClock.Instant? { global.withLock { $0.lastUsersSnapshotAt } }
     public var liveSessionIds: [String] {
         global.withLock { g in g.sessions.values.filter { $0.mutable.withLock { $0.alive } }.map(\.id).sorted() }
     }
@@ -393,6 +396,8 @@ public final class ICWSSimulator: Sendable {
             for item in items {
                 g.deliveries.append(SimDelivery(sequence: item.sequence, sessionId: session.id, type: Self.typeOf(item.text)))
             }
+            // A long run keeps the newest million.
+            if g.deliveries.count > 2_000_000 { g.deliveries.removeFirst(1_000_000) }
         }
     }
 

@@ -387,6 +387,7 @@ extension ICWSSimulator {
             added.append(.object(m))
         }
         enqueue(["__type": .string(ICWSMessage.TypeURN.users), "isDelta": false, "subscriptionId": .string(subId), "added": .array(added)], to: session)
+        global.withLock { $0.lastUsersSnapshotAt = .now }
         return Response(status: .ok)
     }
 

@@ -54,6 +54,7 @@ struct CapturingHandler: LogHandler {
 
 public struct TimeoutError: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes.

@@ -1,0 +1,351 @@
+import Bridge
+import DBusKit
+import Foundation
+import ICWS
+import ICWSSimulator
+import Logging
+import Synchronization
+import TestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Monotonic nanoseconds, the same clock in every process of the machine.
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Latencies in nanoseconds, collected by the subscriber.
+final class Collector: Sendable {
+    struct State {
+        var latencies: [UInt64] = []
+        var seen = Set<UInt64>()
+        var outOfOrder = 0
+        var last: UInt64 = 0
+    }
+    let state = Mutex(State())
+
+    func record(seq: UInt64, sent: UInt64, now: UInt64) {
+        state.withLock { s in
+            if s.seen.insert(seq).inserted {
+                s.latencies.append(now &- sent)
+                if seq < s.last { s.outOfOrder += 1 }
+                s.last = seq
+            }
+        }
+    }
+
+    func reset() { state.withLock { $0 = State() } }
+    var count: Int { state.withLock { $0.seen.count } }
+    var snapshot: State { state.withLock { $0 } }
+}
+
+struct Percentiles {
+    var p50: Double, p99: Double, p999: Double, max: Double
+    init(_ ns: [UInt64]) {
+        let s = ns.sorted()
+        func at(_ q: Double) -> Double {
+            guard !s.isEmpty else { return .nan }
+            return Double(s[min(s.count - 1, Int((Double(s.count) * q).rounded(.down)))]) / 1e6
+        }
+        p50 = at(0.5)
+        p99 = at(0.99)
+        p999 = at(0.999)
+        max = s.last.map { Double($0) / 1e6 } ?? .nan
+    }
+}
+
+func ms(_ v: Double) -> String { v.isNaN ? "-" : String(format: "%.2f ms", v) }
+
+/// An alerting message whose attributes carry the bench sequence and send time.
+func alertingMessage(seq: UInt64) -> JSONValue {
+    [
+        "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
+        "alertingInteractionDetails": [[
+            "interactionId": .string("b\(seq)"), "interactionType": "Call", "name": "Bench", "address": "+10000000000",
+            "alertType": 5, "alertAction": 2, "autoAnswer": false,
+            "attributes": ["BenchSeq": .string(String(seq)), "BenchSent": .string(String(monotonicNanos()))],
+        ]],
+    ]
+}
+
+/// The same signal, straight from a libdbus emitter (the floor).
+func floorSignal(seq: UInt64) -> [DBusValue] {
+    [
+        .vardicts([.vardict([
+            ("interactionId", .string("b\(seq)")), ("interactionType", .string("Call")), ("name", .string("Bench")),
+            ("address", .string("+10000000000")), ("alertType", .uint32(5)), ("alertAction", .uint32(2)),
+            ("autoAnswer", .bool(false)),
+            ("attributes", .stringDict([("BenchSeq", String(seq)), ("BenchSent", String(monotonicNanos()))])),
+        ])]), .bool(true),
+    ]
+}
+
+/// Sends `count` messages at `rate` per second through `send`, paced in 1 ms steps.
+func paced(rate: Int, count: Int, startSeq: UInt64, _ send: (UInt64) -> Void) async {
+    let start = ContinuousClock.now
+    var sent = 0
+    while sent < count {
+        let due = min(count, Int(Double(rate) * (ContinuousClock.now - start).seconds) + 1)
+        while sent < due {
+            send(startSeq + UInt64(sent))
+            sent += 1
+        }
+        if sent < count { try? await Task.sleep(for: .milliseconds(1)) }
+    }
+}
+
+func waitFor(_ collector: Collector, count: Int, timeout: Duration) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if collector.count >= count { return true }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return collector.count >= count
+}
+
+func cpuSeconds(pid: pid_t) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = text.lastIndex(of: ")")
+    else { return .nan }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return .nan }
+    return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+func rssMB(pid: pid_t) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+        let kb = Double(line.split(separator: " ").dropFirst().first ?? "")
+    else { return .nan }
+    return kb / 1024
+}
+
+@main
+struct Bench {
+    static func main() async throws { try await run() }
+
+    nonisolated static func run() async throws {
+        let args = CommandLine.arguments
+        let quick = args.contains("--quick")
+        let million = Int(args.first(where: { $0.hasPrefix("--messages=") })?.dropFirst(11) ?? "") ?? (quick ? 100_000 : 1_000_000)
+        let seconds = quick ? 1.0 : 3.0
+        let bin = URL(fileURLWithPath: args[0]).deletingLastPathComponent().path
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        print("icws-bench: \(ProcessInfo.processInfo.processorCount) cores, \(String(format: "%.0f", Double(ProcessInfo.processInfo.physicalMemory) / 1e9)) GB, binaries in \(bin)")
+
+        let sim = try await startSimulator {
+            $0.directorySize = 10_000
+            $0.keepAlive = .seconds(10)
+        }
+        sim.setRecordDeliveries(false)
+        let bus = try PrivateBus()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+
+        func startDaemon(messaging: String) async throws -> (ChildProcess, NotifyListener, Double) {
+            let config = dir.appendingPathComponent("bench-\(messaging).conf").path
+            try """
+                server = http://127.0.0.1:\(sim.port)
+                allow-insecure-http = yes
+                user = agent
+                messaging = \(messaging)
+                poll-interval = 1s
+                station-type = workstation
+                station-workstation = 7001
+                station-ready = yes
+                users-ids = *
+                users-properties = extension,statusText
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            let notify = try NotifyListener()
+            var env = ProcessInfo.processInfo.environment
+            env["NOTIFY_SOCKET"] = notify.path
+            env["ICWS_PASSWORD"] = "secret"
+            let t0 = ContinuousClock.now
+            let p = try ChildProcess([bin + "/icws-bridged", "--config", config, "--bus", bus.address, "--log-level", "error"], environment: env, stderrPath: dir.appendingPathComponent("daemon.log").path)
+            while notify.count("READY=1") == 0 {
+                if p.poll() != nil { throw TimeoutError(description: "daemon exited; see \(dir.path)/daemon.log") }
+                try await Task.sleep(for: .microseconds(200))
+            }
+            let ready = (notify.timed.first { $0.1.contains("READY=1") }!.0 - t0).seconds * 1000
+            return (p, notify, ready)
+        }
+
+        var (daemon, notify, readyMs) = try await startDaemon(messaging: "sse")
+        let client = try await BusConnection.connect(.address(bus.address), logger: logger)
+        try await client.addMatch("type='signal',member='InteractionAlerting'")
+        try await client.addMatch("type='signal',member='UsersChanged'")
+        let collector = Collector()
+        let usersSignals = Mutex<[(ContinuousClock.Instant, Bool, Int, Int)]>([])
+        let stream = client.signals()
+        let floorSender = Mutex<String>("")
+        Task {
+            for await s in stream {
+                let now = monotonicNanos()
+                if s.member == "InteractionAlerting", let d = s.arguments.first?.arrayElements?.first,
+                    let attrs = d["attributes"], let seq = attrs["BenchSeq"]?.stringValue.flatMap(UInt64.init),
+                    let sent = attrs["BenchSent"]?.stringValue.flatMap(UInt64.init)
+                {
+                    collector.record(seq: seq, sent: sent, now: now)
+                } else if s.member == "UsersChanged", s.arguments.count == 4 {
+                    let entry = (ContinuousClock.now, s.arguments[3].boolValue ?? true, s.arguments[0].arrayElements?.count ?? 0, s.arguments[1].arrayElements?.count ?? 0)
+                    usersSignals.withLock { $0.append(entry) }
+                }
+                _ = floorSender
+            }
+        }
+        // Wait for the session and the station.
+        while sim.currentStation == nil { try await Task.sleep(for: .milliseconds(10)) }
+        try await Task.sleep(for: .seconds(1))
+        let restMB = rssMB(pid: daemon.pid)
+
+        var seq: UInt64 = 1
+        print("\n== End-to-end latency, icws-sim → icws-bridged → dbus-daemon → subscriber (SSE)")
+        print("rate/s      sent   lost   p50        p99        p99.9      max")
+        var cpuPer1000 = Double.nan
+        for rate in [100, 1000, 10_000] {
+            collector.reset()
+            let n = Int(Double(rate) * seconds)
+            let cpu0 = cpuSeconds(pid: daemon.pid)
+            await paced(rate: rate, count: n, startSeq: seq) { sim.emit(alertingMessage(seq: $0)) }
+            _ = await waitFor(collector, count: n, timeout: .seconds(10))
+            if rate == 10_000 { cpuPer1000 = (cpuSeconds(pid: daemon.pid) - cpu0) / Double(n) * 1000 }
+            seq += UInt64(n)
+            let snap = collector.snapshot
+            let p = Percentiles(snap.latencies)
+            print(String(format: "%-8d %7d %6d   %-10@ %-10@ %-10@ %@", rate, n, n - snap.seen.count, ms(p.p50), ms(p.p99), ms(p.p999), ms(p.max)))
+        }
+
+        func sustained(label: String, _ send: @escaping (UInt64) -> Void) async -> Int {
+            var best = 0
+            for rate in [20_000, 40_000, 80_000, 160_000] {
+                collector.reset()
+                let n = Int(Double(rate) * seconds)
+                let start = ContinuousClock.now
+                await paced(rate: rate, count: n, startSeq: seq, send)
+                let sendTime = (ContinuousClock.now - start).seconds
+                let ok = await waitFor(collector, count: n, timeout: .seconds(5))
+                let total = (ContinuousClock.now - start).seconds
+                seq += UInt64(n)
+                let achieved = Int(Double(n) / max(total, sendTime))
+                if !ok || total > seconds * 2 {
+                    print("  \(label): \(rate)/s not sustained (\(collector.count)/\(n) arrived in \(String(format: "%.1f", total)) s)")
+                    break
+                }
+                best = achieved
+            }
+            return best
+        }
+        print("\n== Highest sustained rate with nothing lost (\(Int(seconds)) s steps)")
+        let bridgeMax = await sustained(label: "bridge") { sim.emit(alertingMessage(seq: $0)) }
+        print("  bridge: \(bridgeMax) messages/s")
+
+        // The floor: the same signals from a minimal libdbus emitter into the same dbus-daemon.
+        let emitter = try await BusConnection.connect(.address(bus.address), logger: logger)
+        print("\n== Floor: the same signals emitted straight into dbus-daemon (no ICWS)")
+        print("rate/s      sent   lost   p50        p99        p99.9      max")
+        for rate in [100, 1000, 10_000] {
+            collector.reset()
+            let n = Int(Double(rate) * seconds)
+            await paced(rate: rate, count: n, startSeq: seq) {
+                try? emitter.emitSignal(path: "/bench", interface: BridgeNames.interactions, member: "InteractionAlerting", arguments: floorSignal(seq: $0))
+            }
+            _ = await waitFor(collector, count: n, timeout: .seconds(10))
+            seq += UInt64(n)
+            let snap = collector.snapshot
+            let p = Percentiles(snap.latencies)
+            print(String(format: "%-8d %7d %6d   %-10@ %-10@ %-10@ %@", rate, n, n - snap.seen.count, ms(p.p50), ms(p.p99), ms(p.p999), ms(p.max)))
+        }
+        let floorMax = await sustained(label: "floor") {
+            try? emitter.emitSignal(path: "/bench", interface: BridgeNames.interactions, member: "InteractionAlerting", arguments: floorSignal(seq: $0))
+        }
+        print("  floor: \(floorMax) messages/s; bridge/floor = \(floorMax > 0 ? String(format: "%.0f %%", Double(bridgeMax) / Double(floorMax) * 100) : "-")")
+
+        print("\n== Users: 10,000-user snapshot and a 1,000-user delta")
+        usersSignals.withLock { $0.removeAll() }
+        _ = try await client.call(destination: BridgeNames.busName, path: BridgeNames.objectPath, interface: BridgeNames.session, member: "Reconnect")
+        var snapshotMs = Double.nan
+        for _ in 0..<1000 {
+            if let sig = usersSignals.withLock({ $0.first { !$0.1 && $0.2 >= 10_000 } }), let queued = sim.lastUsersSnapshotAt {
+                snapshotMs = (sig.0 - queued).seconds * 1000
+                break
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        print("  snapshot of \(10_000 + 1) users: queued by icws-sim → UsersChanged received: \(ms(snapshotMs))")
+        let changed: [JSONValue] = (1...1000).map { i in
+            ["configurationId": ["id": .string(String(format: "user%04d", i)), "displayName": .string("User \(i)")], "statusText": "Bench"]
+        }
+        usersSignals.withLock { $0.removeAll() }
+        let deltaStart = ContinuousClock.now
+        sim.emit(["__type": .string(ICWSMessage.TypeURN.users), "isDelta": true, "subscriptionId": "icws-bridge-users", "changed": .array(changed)])
+        var deltaMs = Double.nan
+        for _ in 0..<1000 {
+            if let sig = usersSignals.withLock({ $0.first { $0.1 && $0.3 == 1000 } }) {
+                deltaMs = (sig.0 - deltaStart).seconds * 1000
+                break
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        print("  delta of 1,000 users → UsersChanged received: \(ms(deltaMs))")
+        let getStart = ContinuousClock.now
+        let users = try await client.call(destination: BridgeNames.busName, path: BridgeNames.objectPath, interface: BridgeNames.users, member: "GetUsers")
+        print("  GetUsers (\(users.first?.arrayElements?.count ?? 0) users): \(ms((ContinuousClock.now - getStart).seconds * 1000))")
+
+        print("\n== Restore after an outage (server refuses logins for 2 s)")
+        while sim.currentStation == nil { try await Task.sleep(for: .milliseconds(10)) }
+        let before = Set(sim.liveSessionIds)
+        sim.inject(.restart(downFor: .seconds(2)))
+        let back = ContinuousClock.now + .seconds(2)
+        while !(sim.currentStation != nil && !sim.liveSessionIds.isEmpty && Set(sim.liveSessionIds).isDisjoint(with: before)) {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        print("  server back → station restored: \(ms((ContinuousClock.now - back).seconds * 1000)) (includes the jittered backoff wait)")
+
+        print("\n== Memory and CPU of icws-bridged")
+        print("  CPU per 1,000 messages (at 10,000/s): \(String(format: "%.3f s", cpuPer1000))")
+        print("  RSS at rest: \(String(format: "%.1f MB", restMB))")
+        collector.reset()
+        let flood = min(max(bridgeMax / 2, 5000), 40_000)
+        let t0 = ContinuousClock.now
+        var done = 0
+        while done < million {
+            let chunk = min(flood, million - done)
+            await paced(rate: flood, count: chunk, startSeq: seq) { sim.emit(alertingMessage(seq: $0)) }
+            seq += UInt64(chunk)
+            done += chunk
+        }
+        _ = await waitFor(collector, count: million, timeout: .seconds(30))
+        print("  RSS after \(million) messages (\(flood)/s, \(String(format: "%.0f", (ContinuousClock.now - t0).seconds)) s, \(million - collector.count) lost): \(String(format: "%.1f MB", rssMB(pid: daemon.pid)))")
+        try await Task.sleep(for: .seconds(2))
+        print("  RSS 2 s later: \(String(format: "%.1f MB", rssMB(pid: daemon.pid)))")
+        print("\n== Start")
+        print("  exec → READY=1: \(ms(readyMs))")
+
+        // Polling at 1 s, as public ICWS clients do.
+        await daemon.stop()
+        notify.stop()
+        (daemon, notify, readyMs) = try await startDaemon(messaging: "poll")
+        while sim.currentStation == nil || sim.liveSessionIds.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
+        try await Task.sleep(for: .seconds(1))
+        print("\n== Polling mode (poll-interval 1 s) next to SSE")
+        collector.reset()
+        let n = Int(100 * max(seconds, 3))
+        await paced(rate: 100, count: n, startSeq: seq) { sim.emit(alertingMessage(seq: $0)) }
+        _ = await waitFor(collector, count: n, timeout: .seconds(10))
+        let p = Percentiles(collector.snapshot.latencies)
+        print("  100/s: p50 \(ms(p.p50)), p99 \(ms(p.p99)), max \(ms(p.max)), lost \(n - collector.count)")
+
+        await daemon.stop()
+        notify.stop()
+        client.close()
+        emitter.close()
+        bus.stop()
+        await sim.stop()
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
