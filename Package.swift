@@ -25,9 +25,11 @@ let package = Package(
         .systemLibrary(
             name: "CSystemd", pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "ICWSProtocol"),
         .target(
             name: "ICWS",
             dependencies: [
+                "ICWSProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -81,6 +83,9 @@ let package = Package(
             name: "icws-bench",
             dependencies: ["TestSupport", "ICWSSimulator", "ICWS", "DBusKit", "Bridge", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/icws-bench"),
+        .executableTarget(name: "fuzz-sse", dependencies: ["ICWSProtocol"], path: "Tests/Fuzz/FuzzSse"),
+        .executableTarget(name: "fuzz-message", dependencies: ["ICWSProtocol"], path: "Tests/Fuzz/FuzzMessage"),
+        .executableTarget(name: "fuzz-challenge", dependencies: ["ICWSProtocol"], path: "Tests/Fuzz/FuzzChallenge"),
         .target(
             name: "TestSupport",
             dependencies: ["ICWSSimulator", "ICWS", "DBusKit", .product(name: "Logging", package: "swift-log")],

@@ -341,9 +341,11 @@ public final class ICWSSimulator: Sendable {
         }
     }
 
-    /// Queues a raw message (any JSON) to every live session.
-    public func emit(_ message: JSONValue) {
-        for s in allLiveSessions() { enqueue(message, to: s) }
+    /// Queues a raw message (any JSON) to every live session; returns the
+    /// `simSequence` numbers it got (one per live session).
+    @discardableResult
+    public func emit(_ message: JSONValue) -> [UInt64] {
+        allLiveSessions().compactMap { enqueue(message, to: $0) }
     }
 
     /// One random traffic event: a call starts or stops alerting, or a user changes.
@@ -372,14 +374,16 @@ public final class ICWSSimulator: Sendable {
         global.withLock { g in g.sessions.values.filter { $0.mutable.withLock { $0.alive } }.sorted { $0.id < $1.id } }
     }
 
-    func enqueue(_ message: JSONValue, to session: SimSession) {
-        guard case .object(var members) = message else { return }
+    @discardableResult
+    func enqueue(_ message: JSONValue, to session: SimSession) -> UInt64? {
+        guard case .object(var members) = message else { return nil }
         let seq = global.withLock { g -> UInt64 in
             g.sequence += 1
             return g.sequence
         }
         members.append(("simSequence", .int(Int64(seq))))
         session.queue.push(.init(sequence: seq, text: JSONValue.object(members).serialized()))
+        return seq
     }
 
     func enqueueRaw(_ text: String, type: String, to session: SimSession) {

@@ -126,7 +126,7 @@ struct DaemonRig {
         try await eventually("connected") { (try? await rig.property(BridgeNames.session, "State")) == "u 2" }
         // monitor --json in the background, reading its lines.
         let monitorOut = rig.dir.appendingPathComponent("monitor.out").path
-        FileManager.default.createFile(atPath: monitorOut, contents: nil)
+        _ = FileManager.default.createFile(atPath: monitorOut, contents: nil)
         let monitor = try ChildProcess(["sh", "-c", "exec \(binary("icws-bridgectl")) monitor --json --bus '\(rig.bus.address)' > \(monitorOut)"])
         try await Task.sleep(for: .milliseconds(300))
         let connect = try await rig.ctl(["connect", "workstation", "7002", "--ready", "--media", "call,chat"])

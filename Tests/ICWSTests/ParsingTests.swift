@@ -1,3 +1,4 @@
+import Foundation
 import ICWS
 import Testing
 
@@ -136,5 +137,26 @@ import Testing
         }
         #expect(policy.delay(attempt: 3, unit: 0.5) == .seconds(4))
         #expect(policy.delay(attempt: 10, unit: 0.999) <= .seconds(60))
+    }
+}
+
+/// Every file of the fuzz corpora (seeds and each crash ever found) goes
+/// through the fuzz entry points: these stay fixed.
+@Suite struct FuzzCorpusTests {
+    @Test(arguments: ["sse", "message", "challenge"]) func corpusReplays(_ target: String) throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/corpus/\(target)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        #expect(!files.isEmpty)
+        for f in files {
+            let bytes = try [UInt8](Data(contentsOf: dir.appendingPathComponent(f)))
+            bytes.withUnsafeBufferPointer { buffer in
+                switch target {
+                case "sse": FuzzEntries.sse(buffer)
+                case "message": FuzzEntries.message(buffer)
+                default: FuzzEntries.challenge(buffer)
+                }
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@ public enum ICWSEnum {
         "default", "independentofSession", "independentConnectionsLogoutWithSession",
     ]
 
-    static func decode(_ value: JSONValue, names: [String], field: String) throws(MessageDecodeError) -> UInt32 {
+    package static func decode(_ value: JSONValue, names: [String], field: String) throws(MessageDecodeError) -> UInt32 {
         switch value {
         case .int(let i) where i >= 0 && i <= Int64(UInt32.max): return UInt32(i)
         case .double(let d) where d >= 0 && d <= Double(UInt32.max) && d.rounded() == d: return UInt32(d)
@@ -409,11 +409,11 @@ public enum ICWSMessage: Sendable, Equatable {
 }
 
 /// Reads typed fields out of a JSON object with errors that name the field.
-struct FieldReader {
+package struct FieldReader {
     let json: JSONValue
     let prefix: String
 
-    init(_ json: JSONValue, prefix: String) {
+    package init(_ json: JSONValue, prefix: String) {
         self.json = json
         self.prefix = prefix
     }
@@ -425,7 +425,7 @@ struct FieldReader {
         return v
     }
 
-    mutating func optionalString(_ key: String) throws(MessageDecodeError) -> String? {
+    package mutating func optionalString(_ key: String) throws(MessageDecodeError) -> String? {
         guard let v = value(key) else { return nil }
         switch v {
         case .string(let s): return s
@@ -434,12 +434,12 @@ struct FieldReader {
         }
     }
 
-    mutating func requiredString(_ key: String) throws(MessageDecodeError) -> String {
+    package mutating func requiredString(_ key: String) throws(MessageDecodeError) -> String {
         guard let s = try optionalString(key) else { throw MessageDecodeError(field: name(key), reason: "missing") }
         return s
     }
 
-    mutating func optionalBool(_ key: String) throws(MessageDecodeError) -> Bool? {
+    package mutating func optionalBool(_ key: String) throws(MessageDecodeError) -> Bool? {
         guard let v = value(key) else { return nil }
         switch v {
         case .bool(let b): return b
@@ -449,17 +449,17 @@ struct FieldReader {
         }
     }
 
-    mutating func optionalEnum(_ key: String, _ names: [String]) throws(MessageDecodeError) -> UInt32? {
+    package mutating func optionalEnum(_ key: String, _ names: [String]) throws(MessageDecodeError) -> UInt32? {
         guard let v = value(key) else { return nil }
         return try ICWSEnum.decode(v, names: names, field: name(key))
     }
 
-    mutating func requiredEnum(_ key: String, _ names: [String]) throws(MessageDecodeError) -> UInt32 {
+    package mutating func requiredEnum(_ key: String, _ names: [String]) throws(MessageDecodeError) -> UInt32 {
         guard let v = try optionalEnum(key, names) else { throw MessageDecodeError(field: name(key), reason: "missing") }
         return v
     }
 
-    mutating func optionalEnumArray(_ key: String, _ names: [String]) throws(MessageDecodeError) -> [UInt32]? {
+    package mutating func optionalEnumArray(_ key: String, _ names: [String]) throws(MessageDecodeError) -> [UInt32]? {
         guard let v = value(key) else { return nil }
         guard case .array(let items) = v else { throw MessageDecodeError(field: name(key), reason: "expected an array") }
         var out: [UInt32] = []
@@ -469,7 +469,7 @@ struct FieldReader {
         return out
     }
 
-    mutating func requiredArray(_ key: String) throws(MessageDecodeError) -> [JSONValue] {
+    package mutating func requiredArray(_ key: String) throws(MessageDecodeError) -> [JSONValue] {
         guard let v = value(key) else { throw MessageDecodeError(field: name(key), reason: "missing") }
         guard case .array(let items) = v else { throw MessageDecodeError(field: name(key), reason: "expected an array") }
         return items

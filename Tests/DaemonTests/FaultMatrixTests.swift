@@ -1,0 +1,188 @@
+import Bridge
+import DBusKit
+import Foundation
+import ICWS
+import ICWSSimulator
+import Logging
+import Synchronization
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Counts the numbered alerting signals a subscriber receives.
+final class SequenceSubscriber: Sendable {
+    private let received = Mutex<[UInt64]>([])
+    let connection: BusConnection
+    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+
+    init(bus: PrivateBus) async throws {
+        connection = try await BusConnection.connect(.address(bus.address), logger: Logger(label: "subscriber"))
+        try await connection.addMatch("type='signal',sender='\(BridgeNames.busName)',member='InteractionAlerting'")
+        let stream = connection.signals()
+        let t = Task { [weak self] in
+            for await s in stream {
+                guard let details = s.arguments.first?.arrayElements else { continue }
+                for d in details {
+                    if let seq = d["attributes"]?["Seq"]?.stringValue.flatMap(UInt64.init) {
+                        self?.received.withLock { $0.append(seq) }
+                    }
+                }
+            }
+        }
+        task.withLock { $0 = t }
+    }
+
+    var all: [UInt64] { received.withLock { $0 } }
+    func close() { connection.close() }
+}
+
+/// Every fault icws-sim can inject, against the real daemon: afterwards the
+/// session, subscriptions, station and ready flag are back, and every numbered
+/// message the simulator handed to a live session reached the bus exactly once, in order.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct FaultMatrixTests {
+    static let faults: [(String, SimFault)] = [
+        ("down with shouldReconnect", .down(shouldReconnect: true, reason: "switchover")),
+        ("401 with challenge", .expire(challenge: true, location: nil)),
+        ("401 without challenge", .expire(challenge: false, location: nil)),
+        ("401 pointing to localhost", .expire(challenge: true, location: "LOCALHOST")),
+        ("stream reset", .resetStreams),
+        ("stall", .stall(.seconds(4))),
+        ("malformed JSON", .malformed),
+        ("unknown message type", .unknownMessage),
+        ("huge message", .huge(bytes: 6 << 20)),
+        ("server restart", .restart(downFor: .seconds(1))),
+        ("503 with alternates", .unavailable(alternates: ["localhost"], acceptHosts: ["localhost"], count: nil)),
+    ]
+
+    @Test func everyFaultEndsRestoredWithNothingLost() async throws {
+        let rig = try await DaemonRig.start(config: "station-type = workstation\nstation-workstation = 7001\nstation-ready = yes\nbackoff-initial = 200ms\nbackoff-cap = 1s")
+        let sub = try await SequenceSubscriber(bus: rig.bus)
+        try await eventually("station ready") { rig.sim.currentStation?.readyForInteractions == true }
+        var seq: UInt64 = 0
+        var bySimSequence: [UInt64: UInt64] = [:]
+        func send(_ n: Int) {
+            for _ in 0..<n {
+                seq += 1
+                for simSeq in rig.sim.emit([
+                    "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
+                    "alertingInteractionDetails": [["interactionId": .string("f\(seq)"), "alertAction": 2, "attributes": ["Seq": .string(String(seq))]]],
+                ]) { bySimSequence[simSeq] = seq }
+            }
+        }
+        for (name, fault) in Self.faults {
+            send(20)
+            if case .unavailable = fault {
+                // 503 matters at login: the next login needs the alternate.
+                rig.sim.inject(fault)
+                rig.sim.inject(.down(shouldReconnect: true, reason: "switchover"))
+            } else if case .expire(true, "LOCALHOST") = fault {
+                rig.sim.inject(.expire(challenge: true, location: "http://localhost:\(rig.sim.port)/ICWS/connection"))
+            } else {
+                rig.sim.inject(fault)
+            }
+            send(20)
+            if case .stall = fault {
+                try await Task.sleep(for: .seconds(4))
+                rig.sim.inject(.clear)
+            }
+            try await eventually("\(name): session, station and ready back", timeout: .seconds(20)) {
+                let state = try? await rig.property(BridgeNames.session, "State")
+                return rig.sim.liveSessionIds.count == 1 && rig.sim.currentStation?.readyForInteractions == true && state == "u 2"
+            }
+            try await eventually("\(name): subscriptions back") {
+                let sid = rig.sim.liveSessionIds.first ?? ""
+                let paths = rig.sim.requests.filter { $0.path.contains("/\(sid)/messaging/subscriptions/") && $0.status < 300 }.map(\.path)
+                return paths.contains { $0.hasSuffix("/interaction-alerting") } && paths.contains { $0.hasSuffix("/connection/station") }
+                    && paths.contains { $0.contains("/configuration/users/") }
+            }
+            if case .unavailable = fault { rig.sim.inject(.clear) }
+            send(20)
+            let last = seq
+            try await eventually("\(name): the last message on the bus") { sub.all.last == last }
+            // What the simulator handed to a live session reached the bus once, in order.
+            let handedOut = rig.sim.deliveries.compactMap { bySimSequence[$0.sequence] }
+            let got = sub.all
+            #expect(Set(got).count == got.count, "\(name): a message arrived twice")
+            #expect(got == got.sorted(), "\(name): messages out of order")
+            let missing = Set(handedOut).subtracting(got)
+            #expect(missing.isEmpty, "\(name): handed out but not on the bus: \(missing.sorted().prefix(10))")
+        }
+        #expect(rig.daemon.poll() == nil, "the daemon is still running")
+        sub.close()
+        await rig.stop()
+    }
+}
+
+/// The soak: traffic all along and a random fault every 10 s, with the same
+/// accounting, printing the daemon's RSS over time. ICWS_SOAK_SECONDS sets the
+/// length (CI: 60 s; by hand: ICWS_SOAK_SECONDS=3600 scripts/test --filter soak).
+@Suite(.serialized, .timeLimit(.minutes(90))) struct SoakTests {
+    @Test func soak() async throws {
+        let seconds = Double(ProcessInfo.processInfo.environment["ICWS_SOAK_SECONDS"] ?? "") ?? 60
+        let rig = try await DaemonRig.start(config: "station-type = workstation\nstation-workstation = 7001\nstation-ready = yes\nbackoff-initial = 200ms\nbackoff-cap = 2s")
+        let sub = try await SequenceSubscriber(bus: rig.bus)
+        try await eventually("station ready") { rig.sim.currentStation?.readyForInteractions == true }
+        let faults: [SimFault] = FaultMatrixTests.faults.map(\.1).filter {
+            if case .expire(true, "LOCALHOST") = $0 { return false }
+            if case .unavailable = $0 { return false }
+            return true
+        }
+        var seq: UInt64 = 0
+        var bySimSequence: [UInt64: UInt64] = [:]
+        var rng = SystemRandomNumberGenerator()
+        let start = ContinuousClock.now
+        var nextFault = start + .seconds(10)
+        var rss: [String] = []
+        while ContinuousClock.now - start < .seconds(seconds) {
+            for _ in 0..<20 {
+                seq += 1
+                for simSeq in rig.sim.emit([
+                    "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
+                    "alertingInteractionDetails": [["interactionId": .string("s\(seq)"), "alertAction": 2, "attributes": ["Seq": .string(String(seq))]]],
+                ]) { bySimSequence[simSeq] = seq }
+            }
+            if ContinuousClock.now >= nextFault {
+                let fault = faults.randomElement(using: &rng) ?? .resetStreams
+                rig.sim.inject(fault)
+                if case .stall = fault {
+                    try await Task.sleep(for: .seconds(4))
+                    rig.sim.inject(.clear)
+                }
+                nextFault = ContinuousClock.now + .seconds(10)
+                rss.append(String(format: "%.0fs %.1fMB", (ContinuousClock.now - start).seconds, rssMB(rig.daemon.pid)))
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        rig.sim.inject(.clear)
+        try await eventually("back at the end", timeout: .seconds(30)) {
+            rig.sim.liveSessionIds.count == 1 && rig.sim.currentStation?.readyForInteractions == true
+        }
+        seq += 1
+        let last = seq
+        for simSeq in rig.sim.emit([
+            "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
+            "alertingInteractionDetails": [["interactionId": .string("s\(last)"), "alertAction": 2, "attributes": ["Seq": .string(String(last))]]],
+        ]) { bySimSequence[simSeq] = last }
+        try await eventually("the last message on the bus") { sub.all.last == last }
+        let handedOut = Set(rig.sim.deliveries.compactMap { bySimSequence[$0.sequence] })
+        let got = sub.all
+        print("soak: \(Int(seconds)) s, \(seq) messages, \(handedOut.count) handed to live sessions, \(got.count) on the bus; RSS: \(rss.joined(separator: ", "))")
+        #expect(Set(got).count == got.count, "a message arrived twice")
+        #expect(got == got.sorted(), "messages out of order")
+        #expect(handedOut.subtracting(got).isEmpty, "lost: \(handedOut.subtracting(got).sorted().prefix(10))")
+        #expect(rig.daemon.poll() == nil)
+        sub.close()
+        await rig.stop()
+    }
+}
+
+func rssMB(_ pid: pid_t) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+        let kb = Double(line.split(separator: " ").dropFirst().first ?? "")
+    else { return .nan }
+    return kb / 1024
+}
