@@ -83,9 +83,7 @@ let package = Package(
             name: "icws-bench",
             dependencies: ["TestSupport", "ICWSSimulator", "ICWS", "DBusKit", "Bridge", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/icws-bench"),
-        .executableTarget(name: "fuzz-sse", dependencies: ["ICWSProtocol"], path: "Tests/Fuzz/FuzzSse"),
-        .executableTarget(name: "fuzz-message", dependencies: ["ICWSProtocol"], path: "Tests/Fuzz/FuzzMessage"),
-        .executableTarget(name: "fuzz-challenge", dependencies: ["ICWSProtocol"], path: "Tests/Fuzz/FuzzChallenge"),
+        .executableTarget(name: "icws-fuzz", dependencies: ["ICWSProtocol"], path: "Tests/Fuzz/Driver"),
         .target(
             name: "TestSupport",
             dependencies: ["ICWSSimulator", "ICWS", "DBusKit", .product(name: "Logging", package: "swift-log")],

@@ -60,6 +60,12 @@ struct Percentiles {
 
 func ms(_ v: Double) -> String { v.isNaN ? "-" : String(format: "%.2f ms", v) }
 
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+
+func row(_ rate: Int, _ sent: Int, _ lost: Int, _ p: Percentiles) -> String {
+    pad(String(rate), 8) + pad(String(sent), 8) + pad(String(lost), 7) + pad(ms(p.p50), 11) + pad(ms(p.p99), 11) + pad(ms(p.p999), 11) + ms(p.max)
+}
+
 /// An alerting message whose attributes carry the bench sequence and send time.
 func alertingMessage(seq: UInt64) -> JSONValue {
     [
@@ -205,7 +211,7 @@ struct Bench {
 
         var seq: UInt64 = 1
         print("\n== End-to-end latency, icws-sim → icws-bridged → dbus-daemon → subscriber (SSE)")
-        print("rate/s      sent   lost   p50        p99        p99.9      max")
+        print("rate/s  sent    lost   p50        p99        p99.9      max")
         var cpuPer1000 = Double.nan
         for rate in [100, 1000, 10_000] {
             collector.reset()
@@ -217,8 +223,29 @@ struct Bench {
             seq += UInt64(n)
             let snap = collector.snapshot
             let p = Percentiles(snap.latencies)
-            print(String(format: "%-8d %7d %6d   %-10@ %-10@ %-10@ %@", rate, n, n - snap.seen.count, ms(p.p50), ms(p.p99), ms(p.p999), ms(p.max)))
+            print(row(rate, n, n - snap.seen.count, p))
         }
+
+        print("\n== Memory and CPU of icws-bridged")
+        print("  CPU per 1,000 messages (at 10,000/s): \(String(format: "%.3f s", cpuPer1000))")
+        print("  RSS at rest (holding the 10,001-user directory): \(String(format: "%.1f MB", restMB))")
+        collector.reset()
+        let flood = 10_000
+        let t0 = ContinuousClock.now
+        var done = 0
+        var samples: [String] = []
+        while done < million {
+            let chunk = min(flood, million - done)
+            await paced(rate: flood, count: chunk, startSeq: seq) { sim.emit(alertingMessage(seq: $0)) }
+            seq += UInt64(chunk)
+            done += chunk
+            if done % (million / 5) < chunk { samples.append(String(format: "%dk: %.1f MB", done / 1000, rssMB(pid: daemon.pid))) }
+        }
+        print("  RSS while flooding: \(samples.joined(separator: ", "))")
+        _ = await waitFor(collector, count: million, timeout: .seconds(30))
+        print("  RSS after \(million) messages (\(flood)/s, \(String(format: "%.0f", (ContinuousClock.now - t0).seconds)) s, \(million - collector.count) lost): \(String(format: "%.1f MB", rssMB(pid: daemon.pid)))")
+        try await Task.sleep(for: .seconds(2))
+        print("  RSS 2 s later: \(String(format: "%.1f MB", rssMB(pid: daemon.pid)))")
 
         func sustained(label: String, _ send: @escaping (UInt64) -> Void) async -> Int {
             var best = 0
@@ -247,7 +274,7 @@ struct Bench {
         // The floor: the same signals from a minimal libdbus emitter into the same dbus-daemon.
         let emitter = try await BusConnection.connect(.address(bus.address), logger: logger)
         print("\n== Floor: the same signals emitted straight into dbus-daemon (no ICWS)")
-        print("rate/s      sent   lost   p50        p99        p99.9      max")
+        print("rate/s  sent    lost   p50        p99        p99.9      max")
         for rate in [100, 1000, 10_000] {
             collector.reset()
             let n = Int(Double(rate) * seconds)
@@ -258,7 +285,7 @@ struct Bench {
             seq += UInt64(n)
             let snap = collector.snapshot
             let p = Percentiles(snap.latencies)
-            print(String(format: "%-8d %7d %6d   %-10@ %-10@ %-10@ %@", rate, n, n - snap.seen.count, ms(p.p50), ms(p.p99), ms(p.p999), ms(p.max)))
+            print(row(rate, n, n - snap.seen.count, p))
         }
         let floorMax = await sustained(label: "floor") {
             try? emitter.emitSignal(path: "/bench", interface: BridgeNames.interactions, member: "InteractionAlerting", arguments: floorSignal(seq: $0))
@@ -306,23 +333,6 @@ struct Bench {
         }
         print("  server back → station restored: \(ms((ContinuousClock.now - back).seconds * 1000)) (includes the jittered backoff wait)")
 
-        print("\n== Memory and CPU of icws-bridged")
-        print("  CPU per 1,000 messages (at 10,000/s): \(String(format: "%.3f s", cpuPer1000))")
-        print("  RSS at rest: \(String(format: "%.1f MB", restMB))")
-        collector.reset()
-        let flood = min(max(bridgeMax / 2, 5000), 40_000)
-        let t0 = ContinuousClock.now
-        var done = 0
-        while done < million {
-            let chunk = min(flood, million - done)
-            await paced(rate: flood, count: chunk, startSeq: seq) { sim.emit(alertingMessage(seq: $0)) }
-            seq += UInt64(chunk)
-            done += chunk
-        }
-        _ = await waitFor(collector, count: million, timeout: .seconds(30))
-        print("  RSS after \(million) messages (\(flood)/s, \(String(format: "%.0f", (ContinuousClock.now - t0).seconds)) s, \(million - collector.count) lost): \(String(format: "%.1f MB", rssMB(pid: daemon.pid)))")
-        try await Task.sleep(for: .seconds(2))
-        print("  RSS 2 s later: \(String(format: "%.1f MB", rssMB(pid: daemon.pid)))")
         print("\n== Start")
         print("  exec → READY=1: \(ms(readyMs))")
 

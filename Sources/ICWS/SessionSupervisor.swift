@@ -489,12 +489,16 @@ public actor SessionSupervisor {
 
     private nonisolated func runMessaging(_ s: ICWSSession, sse: Bool) async -> SessionEnd {
         var streamAttempt = 0
+        // Set after an interruption: messages in flight then are gone (ICWS has no
+        // replay), so once messages flow again the subscriptions are made anew and
+        // the server sends fresh isDelta:false snapshots.
+        let resync = LockedValue(false)
         while !Task.isCancelled {
             let end: SessionEnd?
             if sse {
-                end = await streamOnce(s)
+                end = await streamOnce(s, resync: resync)
             } else {
-                end = await pollLoop(s)
+                end = await pollLoop(s, resync: resync)
             }
             if let end { return end }
             if Task.isCancelled { return .cancelled }
@@ -511,17 +515,20 @@ public actor SessionSupervisor {
             let delay = policy.delay(attempt: streamAttempt, unit: random())
             streamAttempt += 1
             do { try await clock.sleep(for: delay) } catch { return .cancelled }
+            resync.set(true)
         }
         return .cancelled
     }
 
     /// Reads the SSE stream; nil means "ended without a verdict, check the session".
-    private nonisolated func streamOnce(_ s: ICWSSession) async -> SessionEnd? {
+    private nonisolated func streamOnce(_ s: ICWSSession, resync: LockedValue<Bool>) async -> SessionEnd? {
         let verdict = LockedValue<SessionEnd?>(nil)
         let config = await configuration
         do {
             try await client.streamEvents(s, stallTimeout: config.stallTimeout, maxEventBytes: config.maxEventBytes) {
                 output in
+                // The new stream is open (the server sent its first bytes): the old one can take nothing more.
+                if resync.update({ r in defer { r = false }; return r }) { await self.resubscribe(s) }
                 guard case .event(let event) = output, verdict.get() == nil else { return }
                 if let end = await self.deliver(data: Array(event.data.utf8)) {
                     verdict.set(end)
@@ -543,11 +550,14 @@ public actor SessionSupervisor {
         logger.warning("message stream interrupted", metadata: ["icws.error": "\(error)"])
     }
 
-    private nonisolated func pollLoop(_ s: ICWSSession) async -> SessionEnd? {
+    private nonisolated func pollLoop(_ s: ICWSSession, resync: LockedValue<Bool>) async -> SessionEnd? {
         let interval = await configuration.pollInterval
         while !Task.isCancelled {
             let results: [Result<ICWSMessage, MessageDecodeError>]
-            do { results = try await client.poll(s) } catch {
+            do {
+                results = try await client.poll(s)
+                if resync.update({ r in defer { r = false }; return r }) { await resubscribe(s) }
+            } catch {
                 if Task.isCancelled { return .cancelled }
                 if error.status == 401 || error.status == 404 { return .failed(error) }
                 await noteStreamError(error)

@@ -175,7 +175,13 @@ import TestSupport
             try await eventually("round \(round) delivered") { alertingIds(h.log).suffix(expected.count) == expected[...] }
         }
         #expect(sim.loginCount == 1, "a broken stream is reopened on the same session")
-        #expect(Set(alertingIds(h.log)).count == alertingIds(h.log).count, "no duplicates")
+        let deltas = h.log.messages.compactMap { m -> [String]? in
+            guard case .interactionAlerting(let a) = m, a.isDelta else { return nil }
+            return a.details.map(\.interactionId)
+        }.flatMap { $0 }
+        #expect(Set(deltas).count == deltas.count, "no message twice")
+        let snapshots = h.log.messages.filter { if case .interactionAlerting(let a) = $0 { !a.isDelta } else { false } }
+        #expect(snapshots.count >= 4, "a fresh snapshot after each reset")
         await h.stop()
     }
 
