@@ -502,14 +502,26 @@ public actor SessionSupervisor {
             }
             if let end { return end }
             if Task.isCancelled { return .cancelled }
-            // The stream ended or broke but the session may still be alive: ask.
-            do {
-                let state = try await client.connectionState(s)
-                if state.state == 2 {
-                    return .down(reason: state.reason, shouldReconnect: state.shouldReconnect ?? false)
+            // The stream ended or broke but the session may still be alive: ask. A
+            // transport error is tried once more, on a new connection (a reset can
+            // take the pooled keep-alive connections with it).
+            var answer: Result<(state: UInt32, reason: String, shouldReconnect: Bool?), ICWSError> = .failure(
+                ICWSError(kind: .transport, message: "not asked"))
+            for attempt in 0..<2 {
+                do throws(ICWSError) {
+                    answer = .success(try await client.connectionState(s))
+                    break
+                } catch {
+                    answer = .failure(error)
+                    guard error.kind == .transport, attempt == 0 else { break }
+                    try? await Task.sleep(for: .milliseconds(100))
                 }
-            } catch {
-                return Task.isCancelled ? .cancelled : .failed(error)
+            }
+            switch answer {
+            case .success(let state) where state.state == 2:
+                return .down(reason: state.reason, shouldReconnect: state.shouldReconnect ?? false)
+            case .success: break
+            case .failure(let error): return Task.isCancelled ? .cancelled : .failed(error)
             }
             let policy = await configuration.backoff
             let delay = policy.delay(attempt: streamAttempt, unit: random())

@@ -28,16 +28,18 @@ struct DaemonRig {
 
     static func start(
         config extra: String = "", password: String? = "secret", watchdogUsec: Int? = 1_000_000,
-        environment extraEnv: [String: String] = [:], configure: (inout SimulatorConfiguration) -> Void = { _ in }
+        environment extraEnv: [String: String] = [:], serverPort: Int? = nil, sim existing: ICWSSimulator? = nil,
+        configure: (inout SimulatorConfiguration) -> Void = { _ in }
     ) async throws -> DaemonRig {
-        let sim = try await startSimulator(configure)
+        let sim: ICWSSimulator
+        if let existing { sim = existing } else { sim = try await startSimulator(configure) }
         let bus = try PrivateBus()
         let notify = try NotifyListener()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("daemon-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let configPath = dir.appendingPathComponent("icws-bridge.conf").path
         try """
-            server = http://127.0.0.1:\(sim.port)
+            server = http://127.0.0.1:\(serverPort ?? sim.port)
             allow-insecure-http = yes
             user = agent
             stall-timeout = 3s

@@ -203,3 +203,55 @@ func endStallAfterReopen(_ rig: DaemonRig) async throws {
     }
     rig.sim.inject(.clear)
 }
+
+/// TCP resets from a proxy between the daemon and icws-sim.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct ProxyResetTests {
+    @Test func tcpResetsMidStreamEndRestored() async throws {
+        let sim = try await startSimulator()
+        let proxy = try ResettingProxy(targetPort: sim.port)
+        let rig = try await DaemonRig.start(
+            config: "station-type = workstation\nstation-workstation = 7001\nstation-ready = yes\nbackoff-initial = 200ms\nbackoff-cap = 1s",
+            serverPort: proxy.port, sim: sim)
+        let sub = try await SequenceSubscriber(bus: rig.bus)
+        try await eventually("station ready") { sim.currentStation?.readyForInteractions == true }
+        var seq: UInt64 = 0
+        var bySimSequence: [UInt64: UInt64] = [:]
+        func send(_ n: Int) {
+            for _ in 0..<n {
+                seq += 1
+                for simSeq in sim.emit([
+                    "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
+                    "alertingInteractionDetails": [["interactionId": .string("p\(seq)"), "alertAction": 2, "attributes": ["Seq": .string(String(seq))]]],
+                ]) { bySimSequence[simSeq] = seq }
+            }
+        }
+        for round in 1...3 {
+            send(20)
+            let quiet = seq
+            try await eventually("round \(round): quiet") { sub.all.last == quiet }
+            let streamsBefore = sim.requests.filter { $0.path.hasSuffix("/messaging/messages") }.count
+            proxy.resetAll()
+            // Messages written into a connection that died but was not yet noticed are
+            // gone on any TCP stack; the daemon answers that with fresh snapshots. What
+            // is counted here is everything sent once it noticed and reopened.
+            try await eventually("round \(round): stream reopened", timeout: .seconds(20)) {
+                sim.requests.filter { $0.path.hasSuffix("/messaging/messages") }.count > streamsBefore && sim.openStreamCount == 1
+            }
+            try await eventually("round \(round): station and ready back") {
+                let state = try? await rig.property(BridgeNames.session, "State")
+                return state == "u 2" && sim.currentStation?.readyForInteractions == true
+            }
+            send(20)
+            let last = seq
+            try await eventually("round \(round): delivered after the reset", timeout: .seconds(20)) { sub.all.last == last }
+        }
+        let handedOut = Set(sim.deliveries.compactMap { bySimSequence[$0.sequence] })
+        let got = sub.all
+        #expect(Set(got).count == got.count && got == got.sorted())
+        #expect(handedOut.subtracting(got).isEmpty, "lost: \(handedOut.subtracting(got).sorted().prefix(10))")
+        #expect(proxy.resets == 3)
+        sub.close()
+        proxy.stop()
+        await rig.stop()
+    }
+}
