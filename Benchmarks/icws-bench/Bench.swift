@@ -122,6 +122,15 @@ func cpuSeconds(pid: pid_t) -> Double {
     return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
+/// "anonymous + file-backed" split of the RSS (file pages are shared libraries).
+func rssSplit(pid: pid_t) -> String {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return "" }
+    func kb(_ key: String) -> Double {
+        text.split(separator: "\n").first { $0.hasPrefix(key) }.flatMap { Double($0.split(separator: " ").dropFirst().first ?? "") } ?? .nan
+    }
+    return String(format: "(anonymous %.1f MB, file-backed %.1f MB)", kb("RssAnon:") / 1024, kb("RssFile:") / 1024)
+}
+
 func rssMB(pid: pid_t) -> Double {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
         let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
@@ -208,6 +217,7 @@ struct Bench {
         while sim.currentStation == nil { try await Task.sleep(for: .milliseconds(10)) }
         try await Task.sleep(for: .seconds(1))
         let restMB = rssMB(pid: daemon.pid)
+        let restSplit = rssSplit(pid: daemon.pid)
 
         var seq: UInt64 = 1
         print("\n== End-to-end latency, icws-sim → icws-bridged → dbus-daemon → subscriber (SSE)")
@@ -228,7 +238,7 @@ struct Bench {
 
         print("\n== Memory and CPU of icws-bridged")
         print("  CPU per 1,000 messages (at 10,000/s): \(String(format: "%.3f s", cpuPer1000))")
-        print("  RSS at rest (holding the 10,001-user directory): \(String(format: "%.1f MB", restMB))")
+        print("  RSS at rest (holding the 10,001-user directory): \(String(format: "%.1f MB", restMB)) \(restSplit)")
         collector.reset()
         let flood = 10_000
         let t0 = ContinuousClock.now
