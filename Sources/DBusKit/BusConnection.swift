@@ -31,8 +31,8 @@ public enum BusAddress: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A method call as a handler sees it.
-public struct MethodCall: Sendable {
+/// A message as a method handler or a signal subscriber sees it.
+public struct IncomingMessage: Sendable {
     public var sender: String
     public var path: String
     public var interface: String
@@ -41,15 +41,10 @@ public struct MethodCall: Sendable {
     public var arguments: [DBusValue]
 }
 
+/// A method call as a handler sees it.
+public typealias MethodCall = IncomingMessage
 /// A signal received by a client.
-public struct SignalMessage: Sendable {
-    public var sender: String
-    public var path: String
-    public var interface: String
-    public var member: String
-    public var signature: String
-    public var arguments: [DBusValue]
-}
+public typealias SignalMessage = IncomingMessage
 
 /// A message pointer handed between threads. libdbus messages are
 /// reference-counted atomically once `dbus_threads_init_default()` ran, and
