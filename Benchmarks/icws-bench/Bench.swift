@@ -149,9 +149,11 @@ struct Bench {
         let million = Int(args.first(where: { $0.hasPrefix("--messages=") })?.dropFirst(11) ?? "") ?? (quick ? 100_000 : 1_000_000)
         let seconds = quick ? 1.0 : 3.0
         let bin = URL(fileURLWithPath: args[0]).deletingLastPathComponent().path
+        // The daemon under test: the installed form (static Swift runtime) when scripts/bench passes it.
+        let daemonPath = args.first(where: { $0.hasPrefix("--daemon=") }).map { String($0.dropFirst(9)) } ?? bin + "/icws-bridged"
         var logger = Logger(label: "bench")
         logger.logLevel = .error
-        print("icws-bench: \(ProcessInfo.processInfo.processorCount) cores, \(String(format: "%.0f", Double(ProcessInfo.processInfo.physicalMemory) / 1e9)) GB, binaries in \(bin)")
+        print("icws-bench: \(ProcessInfo.processInfo.processorCount) cores, \(String(format: "%.0f", Double(ProcessInfo.processInfo.physicalMemory) / 1e9)) GB, daemon \(daemonPath)")
 
         let sim = try await startSimulator {
             $0.directorySize = 10_000
@@ -181,7 +183,7 @@ struct Bench {
             env["NOTIFY_SOCKET"] = notify.path
             env["ICWS_PASSWORD"] = "secret"
             let t0 = ContinuousClock.now
-            let p = try ChildProcess([bin + "/icws-bridged", "--config", config, "--bus", bus.address, "--log-level", "error"], environment: env, stderrPath: dir.appendingPathComponent("daemon.log").path)
+            let p = try ChildProcess([daemonPath, "--config", config, "--bus", bus.address, "--log-level", "error"], environment: env, stderrPath: dir.appendingPathComponent("daemon.log").path)
             while notify.count("READY=1") == 0 {
                 if p.poll() != nil { throw TimeoutError(description: "daemon exited; see \(dir.path)/daemon.log") }
                 try await Task.sleep(for: .microseconds(200))
