@@ -74,13 +74,11 @@ final class SequenceSubscriber: Sendable {
         }
         for (name, fault) in Self.faults {
             send(20)
-            if case .resetStreams = fault {
-                // Nothing in flight when the connection breaks: what a broken TCP
-                // connection swallows cannot be replayed (the daemon re-subscribes
-                // for fresh snapshots instead), so that is not what is counted here.
-                let last = seq
-                try await eventually("\(name): quiet before the reset") { sub.all.last == last }
-            }
+            // Nothing in flight when the fault hits: what a connection that breaks or
+            // closes abruptly swallows cannot be replayed (the daemon re-subscribes for
+            // fresh snapshots instead), so that is not what is counted here.
+            let quiet = seq
+            try await eventually("\(name): quiet before the fault") { sub.all.last == quiet }
             if case .unavailable = fault {
                 // 503 matters at login: the next login needs the alternate.
                 rig.sim.inject(fault)
@@ -150,10 +148,8 @@ final class SequenceSubscriber: Sendable {
             }
             if ContinuousClock.now >= nextFault {
                 let fault = faults.randomElement(using: &rng) ?? .resetStreams
-                if case .resetStreams = fault {
-                    let last = seq
-                    try await eventually("quiet before the reset") { sub.all.last == last }
-                }
+                let quiet = seq
+                try await eventually("quiet before the fault") { sub.all.last == quiet }
                 rig.sim.inject(fault)
                 if case .stall = fault { try await endStallAfterReopen(rig) }
                 nextFault = ContinuousClock.now + .seconds(10)
