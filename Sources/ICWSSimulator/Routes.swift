@@ -407,42 +407,46 @@ extension ICWSSimulator {
         let keepAlive = configuration.keepAlive
         let body = ResponseBody { [self] writer in
             defer { session.mutable.withLock { $0.openStreams -= 1 } }
-            try await writer.write(ByteBuffer(string: ":ping\n\n"))
-            while !Task.isCancelled {
-                let (gen, alive) = session.mutable.withLock { ($0.streamGeneration, $0.alive) }
-                if gen != generation {
-                    // A reset: end without finishing the chunked body, so the client sees a broken stream.
-                    throw SimulatorError(message: "stream reset")
-                }
-                if let until = global.withLock({ $0.stallUntil }), until > .now {
-                    try await Task.sleep(for: min(until - .now, .milliseconds(100)))
-                    continue
-                }
-                let items = session.queue.takeAll()
-                if !items.isEmpty {
-                    var buffer = ByteBuffer()
-                    for item in items {
-                        buffer.writeString("data: ")
-                        buffer.writeString(item.text)
-                        buffer.writeString("\n\n")
-                    }
-                    try await writer.write(buffer)
-                    recordDelivered(items, session: session)
-                    continue
-                }
-                if !alive {
-                    try await writer.finish(nil)
-                    return
-                }
-                let before = ContinuousClock.now
-                await session.queue.wait(timeout: keepAlive)
-                if ContinuousClock.now - before >= keepAlive, session.queue.count == 0 {
-                    try await writer.write(ByteBuffer(string: ":ping\n\n"))
-                }
-            }
-            try await writer.finish(nil)
+            // The writer is always finished, whatever ended the stream: a NIO writer
+            // dropped unfinished traps the whole process.
+            do {
+                try await pump(session, generation: generation, keepAlive: keepAlive, into: &writer)
+            } catch {}
+            try? await writer.finish(nil)
         }
         return Response(status: .ok, headers: h, body: body)
+    }
+
+    /// Writes queued messages as events until the session ends or a newer stream
+    /// (or a reset) takes over; throws when the client went away.
+    func pump(_ session: SimSession, generation: Int, keepAlive: Duration, into writer: inout any ResponseBodyWriter) async throws {
+        try await writer.write(ByteBuffer(string: ":ping\n\n"))
+        while !Task.isCancelled {
+            let (gen, alive) = session.mutable.withLock { ($0.streamGeneration, $0.alive) }
+            if gen != generation { return }  // reset, expired, or replaced by a newer stream
+            if let until = global.withLock({ $0.stallUntil }), until > .now {
+                try await Task.sleep(for: min(until - .now, .milliseconds(100)))
+                continue
+            }
+            let items = session.queue.takeAll()
+            if !items.isEmpty {
+                var buffer = ByteBuffer()
+                for item in items {
+                    buffer.writeString("data: ")
+                    buffer.writeString(item.text)
+                    buffer.writeString("\n\n")
+                }
+                try await writer.write(buffer)
+                recordDelivered(items, session: session)
+                continue
+            }
+            if !alive { return }
+            let before = ContinuousClock.now
+            await session.queue.wait(timeout: keepAlive)
+            if ContinuousClock.now - before >= keepAlive, session.queue.count == 0 {
+                try await writer.write(ByteBuffer(string: ":ping\n\n"))
+            }
+        }
     }
 
     // MARK: Admin

@@ -123,7 +123,7 @@ public enum SimFault: Sendable, Equatable {
     /// Logins whose Host is not in `acceptHosts` get 503 with `alternates`
     /// (`count` times, or until cleared when nil).
     case unavailable(alternates: [String], acceptHosts: [String], count: Int?)
-    /// Close every message stream abruptly; sessions stay valid.
+    /// End every message stream at once; sessions stay valid.
     case resetStreams
     /// Streams send nothing at all, not even keep-alives, for this long.
     case stall(Duration)

@@ -26,7 +26,7 @@ struct IcwsSim: AsyncParsableCommand {
                             later calls get 401 (with or without the ICWS challenge)
                 unavailable {"alternates": ["localhost"], "acceptHosts": ["localhost"], "count": N}
                             logins via other hosts get 503 with alternateHostList
-                reset       end every message stream abruptly (the session stays)
+                reset       end every message stream at once (the session stays)
                 stall       {"seconds": S}  streams and polls send nothing for S seconds
                 malformed   queue invalid JSON and a message with bad fields
                 huge        {"bytes": N}  queue a usersMessage of about N bytes
