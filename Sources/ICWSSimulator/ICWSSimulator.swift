@@ -56,6 +56,8 @@ public final class ICWSSimulator: Sendable {
         var rng: SplitMix64
         var loginCount = 0
         var lastUsersSnapshotAt: ContinuousClock.Instant?
+        var stopped = false
+        var traffic: Task<Void, Never>?
     }
     let global: Mutex<Global>
     private let runningTask = Mutex<Task<Void, any Error>?>(nil)
@@ -124,6 +126,7 @@ public final class ICWSSimulator: Sendable {
                     self?.randomTraffic()
                 }
             }
+            global.withLock { $0.traffic = traffic }
             let combined = Task {
                 await withTaskCancellationHandler {
                     _ = try? await task.value
@@ -148,14 +151,29 @@ public final class ICWSSimulator: Sendable {
         }
     }
 
+    /// Stops serving: every session ends, every stream closes, and every later
+    /// request gets 503. The listener itself stays until the process exits:
+    /// tearing a Hummingbird server down while a connection is being accepted
+    /// can trap inside NIO (an async writer dropped unfinished), which would
+    /// take a whole test run with it.
     public func stop() async {
-        let task = runningTask.withLock { t in
-            defer { t = nil }
-            return t
+        let sessions = global.withLock { g -> [SimSession] in
+            g.stopped = true
+            g.traffic?.cancel()
+            g.traffic = nil
+            defer { g.sessions.removeAll() }
+            return Array(g.sessions.values)
         }
-        task?.cancel()
-        _ = try? await task?.value
+        for s in sessions {
+            s.mutable.withLock {
+                $0.alive = false
+                $0.streamGeneration += 1
+            }
+            s.queue.wake()
+        }
     }
+
+    var isStopped: Bool { global.withLock { $0.stopped } }
 
     // MARK: Inspection for tests
 

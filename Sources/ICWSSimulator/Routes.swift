@@ -55,6 +55,9 @@ extension ICWSSimulator {
     }
 
     func route(_ request: Request, path: String, host: String, body: JSONValue?, rawBody: [UInt8]) async -> Response {
+        if isStopped {
+            return icwsError(.serviceUnavailable, "error.server.unavailable", "The simulator was stopped.", extra: [("alternateHostList", [])])
+        }
         let parts = path.split(separator: "/").map(String.init)
         if parts.first == "sim" { return admin(request, parts: parts, body: body) }
         guard parts.first?.lowercased() == "icws", parts.count >= 2 else {
