@@ -199,7 +199,6 @@ struct Bench {
         let collector = Collector()
         let usersSignals = Mutex<[(ContinuousClock.Instant, Bool, Int, Int)]>([])
         let stream = client.signals()
-        let floorSender = Mutex<String>("")
         Task {
             for await s in stream {
                 let now = monotonicNanos()
@@ -212,7 +211,6 @@ struct Bench {
                     let entry = (ContinuousClock.now, s.arguments[3].boolValue ?? true, s.arguments[0].arrayElements?.count ?? 0, s.arguments[1].arrayElements?.count ?? 0)
                     usersSignals.withLock { $0.append(entry) }
                 }
-                _ = floorSender
             }
         }
         // Wait for the session and the station.

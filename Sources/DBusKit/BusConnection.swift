@@ -277,11 +277,8 @@ public final class BusConnection: Sendable {
             s.closed = true
             return s.closing
         }
-        let leftovers = shared.withLock { s in
-            defer { s.work.removeAll() }
-            return s.work
-        }
-        _ = leftovers  // messages queued after close are dropped with the connection
+        // Work queued after the close (late signals, replies) goes with the connection.
+        shared.withLock { $0.work.removeAll() }
         for (_, (continuation, _)) in loop.pending {
             continuation.resume(returning: .failure(.disconnected("the bus connection is closed")))
         }

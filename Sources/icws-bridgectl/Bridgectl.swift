@@ -128,6 +128,19 @@ extension BridgeCommand {
     }
 }
 
+/// A subcommand that is one method call without arguments from the user.
+protocol SimpleCall: BridgeCommand {
+    /// (interface, member, arguments, what to print when it worked)
+    var call: (String, String, [DBusValue], String) { get }
+}
+
+extension SimpleCall {
+    func run(_ client: BridgeClient) async throws {
+        _ = try await client.call(call.0, call.1, call.2)
+        print(call.3)
+    }
+}
+
 struct Status: BridgeCommand {
     static let configuration = CommandConfiguration(abstract: "Session, station, ready flag, alerting and user counts.")
     @OptionGroup var options: BusOptions
@@ -202,49 +215,34 @@ struct Connect: BridgeCommand {
     }
 }
 
-struct Disconnect: BridgeCommand {
+struct Disconnect: SimpleCall {
     static let configuration = CommandConfiguration(abstract: "Disconnect the station.")
     @OptionGroup var options: BusOptions
-    func run(_ client: BridgeClient) async throws {
-        _ = try await client.call(BridgeNames.station, "Disconnect")
-        print("station disconnected")
-    }
+    var call: (String, String, [DBusValue], String) { (BridgeNames.station, "Disconnect", [], "station disconnected") }
 }
 
-struct Ready: BridgeCommand {
+struct Ready: SimpleCall {
     static let configuration = CommandConfiguration(abstract: "Go ready for ACD interactions.")
     @OptionGroup var options: BusOptions
-    func run(_ client: BridgeClient) async throws {
-        _ = try await client.call(BridgeNames.station, "SetReady", [.bool(true)])
-        print("ready")
-    }
+    var call: (String, String, [DBusValue], String) { (BridgeNames.station, "SetReady", [.bool(true)], "ready") }
 }
 
-struct NotReady: BridgeCommand {
+struct NotReady: SimpleCall {
     static let configuration = CommandConfiguration(commandName: "not-ready", abstract: "Go not ready.")
     @OptionGroup var options: BusOptions
-    func run(_ client: BridgeClient) async throws {
-        _ = try await client.call(BridgeNames.station, "SetReady", [.bool(false)])
-        print("not ready")
-    }
+    var call: (String, String, [DBusValue], String) { (BridgeNames.station, "SetReady", [.bool(false)], "not ready") }
 }
 
-struct Reconnect: BridgeCommand {
+struct Reconnect: SimpleCall {
     static let configuration = CommandConfiguration(abstract: "Make a new ICWS session now (also from stopped).")
     @OptionGroup var options: BusOptions
-    func run(_ client: BridgeClient) async throws {
-        _ = try await client.call(BridgeNames.session, "Reconnect")
-        print("reconnecting")
-    }
+    var call: (String, String, [DBusValue], String) { (BridgeNames.session, "Reconnect", [], "reconnecting") }
 }
 
-struct Logout: BridgeCommand {
+struct Logout: SimpleCall {
     static let configuration = CommandConfiguration(abstract: "Log the session out; it stays stopped until reconnect.")
     @OptionGroup var options: BusOptions
-    func run(_ client: BridgeClient) async throws {
-        _ = try await client.call(BridgeNames.session, "Disconnect")
-        print("logged out")
-    }
+    var call: (String, String, [DBusValue], String) { (BridgeNames.session, "Disconnect", [], "logged out") }
 }
 
 struct SipCredentials: BridgeCommand {
