@@ -31,6 +31,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var allowInsecureHTTP = false
     public var backoffInitial: Duration = .seconds(1)
     public var backoffCap: Duration = .seconds(60)
+    public var backoffResetAfter: Duration = .seconds(30)
     public var alertingAttributes = ["Eic_RemoteName", "Eic_WorkgroupName"]
     public var usersEnabled = true
     public var usersSubscriptionId = "icws-bridge-users"
@@ -46,8 +47,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public static let keys = [
         "server", "user", "password-file", "application-name", "language", "messaging", "poll-interval",
         "request-timeout", "stall-timeout", "ca-file", "allow-insecure-http", "backoff-initial", "backoff-cap",
-        "alerting-attributes", "users-enabled", "users-subscription-id", "users-ids", "users-properties",
-        "users-rights-filter", "station-type", "station-workstation", "station-remote-number",
+        "backoff-reset-after", "alerting-attributes", "users-enabled", "users-subscription-id", "users-ids",
+        "users-properties", "users-rights-filter", "station-type", "station-workstation", "station-remote-number",
         "station-persistent-connection", "station-media-types", "station-ready", "station-connection-mode",
         "logout-on-stop",
     ]
@@ -121,6 +122,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
             case "allow-insecure-http": c.allowInsecureHTTP = try bool()
             case "backoff-initial": c.backoffInitial = try duration()
             case "backoff-cap": c.backoffCap = try duration()
+            case "backoff-reset-after": c.backoffResetAfter = try duration()
             case "alerting-attributes": c.alertingAttributes = list()
             case "users-enabled": c.usersEnabled = try bool()
             case "users-subscription-id": c.usersSubscriptionId = try nonEmpty()
@@ -218,6 +220,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         s.pollInterval = pollInterval
         s.stallTimeout = stallTimeout
         s.backoff = BackoffPolicy(initial: backoffInitial, cap: backoffCap)
+        s.stableAfter = backoffResetAfter
         s.subscriptions = SubscriptionSettings(
             alertingAttributeNames: alertingAttributes,
             users: usersEnabled

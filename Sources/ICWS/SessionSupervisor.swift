@@ -58,7 +58,7 @@ public struct SupervisorConfiguration: Sendable {
     public var stallTimeout: Duration = .seconds(90)
     public var maxEventBytes: Int = 64 << 20
     public var backoff = BackoffPolicy()
-    /// A session that lived this long resets the backoff.
+    /// A session that lived this long ends the outage: the backoff starts over.
     public var stableAfter: Duration = .seconds(30)
     public var subscriptions = SubscriptionSettings()
     /// Station settings to apply when nobody asked for any yet.
@@ -104,7 +104,8 @@ public actor SessionSupervisor {
     private var session: ICWSSession?
     public private(set) var status = SessionStatus()
     public private(set) var station = StationStatus()
-    private var attempt = 0
+    /// When the current outage began (the backoff's clock); reset by a stable session.
+    private var retry = Backoff(policy: BackoffPolicy())
     private var preferredBase: ServerURL?
     private var learnedAlternates: [ServerURL] = []
     private var sessionsEstablished = 0
@@ -230,7 +231,7 @@ public actor SessionSupervisor {
                 switch cmd {
                 case .reconnect:
                     waitForCommand = false
-                    attempt = 0
+                    retry.reset()
                 case .disconnect(let done): done()
                 case .sessionFailed, .resubscribe: break
                 }
@@ -253,7 +254,7 @@ public actor SessionSupervisor {
                 let started = clock.now()
                 let end = await runSession(s)
                 let stable = clock.now() - started >= configuration.stableAfter
-                if stable { attempt = 0 }
+                if stable { retry.reset() }
                 session = nil
                 station.connected = false
                 emit(.station(station))
@@ -292,7 +293,7 @@ public actor SessionSupervisor {
                         done()
                     case .reconnect:
                         await logout(s)
-                        attempt = 0
+                        retry.reset()
                     case .sessionFailed, .resubscribe: break
                     }
                 }
@@ -309,8 +310,8 @@ public actor SessionSupervisor {
 
     /// Waits the next backoff delay; false when a disconnect arrived meanwhile.
     private func backoff(reason: String) async -> Bool {
-        let delay = configuration.backoff.delay(attempt: attempt, unit: random())
-        attempt += 1
+        retry.policy = configuration.backoff
+        let delay = retry.next(now: clock.now(), unit: random())
         status.retryIn = delay
         setState(.reconnecting)
         logger.info("retrying", metadata: ["icws.retry_in_ms": "\(Int(delay.seconds * 1000))", "icws.reason": "\(reason)"])
@@ -336,7 +337,7 @@ public actor SessionSupervisor {
             done()
             return false
         case .reconnect?:
-            attempt = 0
+            retry.reset()
             return true
         default: return true
         }
@@ -488,13 +489,14 @@ public actor SessionSupervisor {
     }
 
     private nonisolated func runMessaging(_ s: ICWSSession, sse: Bool) async -> SessionEnd {
-        var streamAttempt = 0
+        var streamRetry = Backoff(policy: BackoffPolicy())
         // Set after an interruption: messages in flight then are gone (ICWS has no
         // replay), so once messages flow again the subscriptions are made anew and
         // the server sends fresh isDelta:false snapshots.
         let resync = LockedValue(false)
         while !Task.isCancelled {
             let end: SessionEnd?
+            let opened = clock.now()
             if sse {
                 end = await streamOnce(s, resync: resync)
             } else {
@@ -523,9 +525,10 @@ public actor SessionSupervisor {
             case .success: break
             case .failure(let error): return Task.isCancelled ? .cancelled : .failed(error)
             }
-            let policy = await configuration.backoff
-            let delay = policy.delay(attempt: streamAttempt, unit: random())
-            streamAttempt += 1
+            // A stream that ran for a while was a good one: a new outage starts.
+            if clock.now() - opened >= (await configuration.stableAfter) { streamRetry.reset() }
+            streamRetry.policy = await configuration.backoff
+            let delay = streamRetry.next(now: clock.now(), unit: random())
             do { try await clock.sleep(for: delay) } catch { return .cancelled }
             resync.set(true)
         }

@@ -435,11 +435,11 @@ public struct SimulatorError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// A small seeded generator so traffic is reproducible.
-struct SplitMix64: RandomNumberGenerator, Sendable {
+/// A small seeded generator so traffic (and tests' random walks) are reproducible.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

@@ -40,6 +40,7 @@ extension ICWSSimulator {
         let bodyBuffer = try await request.collectBody(upTo: 16 << 20)
         let bodyBytes = Array(bodyBuffer.readableBytesView)
         let body = bodyBytes.isEmpty ? nil : try? JSONValue.parse(bodyBytes)
+        let receivedAt = ContinuousClock.now
         let response = await route(request, path: path, host: host, body: body, rawBody: bodyBytes)
         let logged: JSONValue? = {
             // The log is for tests; the password is not kept in it.
@@ -48,7 +49,7 @@ extension ICWSSimulator {
         }()
         global.withLock {
             $0.requests.append(
-                SimRequest(method: request.method.rawValue, path: path, host: host, body: logged, status: response.status.code))
+                SimRequest(method: request.method.rawValue, path: path, host: host, body: logged, status: response.status.code, receivedAt: receivedAt))
             if $0.requests.count > 100_000 { $0.requests.removeFirst(50_000) }
         }
         return response

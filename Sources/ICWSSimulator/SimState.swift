@@ -104,6 +104,8 @@ public struct SimRequest: Sendable {
     public var host: String
     public var body: JSONValue?
     public var status: Int
+    /// When the request arrived (its body read).
+    public var receivedAt: ContinuousClock.Instant
 }
 
 /// A message the simulator handed to a client (written to a stream or returned by a poll).

@@ -274,3 +274,31 @@ struct DaemonRig {
         await rig.stop()
     }
 }
+
+@Suite struct ConfigurationTests {
+    @Test func everyKeyIsDocumentedInTheReadme() throws {
+        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        for key in DaemonConfiguration.keys {
+            #expect(readme.contains("| `\(key)` |"), "README.md has no row for \(key)")
+        }
+    }
+
+    @Test func backoffKeysReachTheSupervisor() throws {
+        let text = """
+            server = https://cic.example.net:8019
+            user = agent
+            backoff-initial = 250ms
+            backoff-cap = 2m
+            backoff-reset-after = 5s
+            """
+        let c = try DaemonConfiguration.parse(text, file: "test.conf")
+        let s = c.supervisorConfiguration(password: Secret("x"))
+        #expect(s.backoff == BackoffPolicy(initial: .milliseconds(250), cap: .seconds(120)))
+        #expect(s.stableAfter == .seconds(5))
+        let defaults = try DaemonConfiguration.parse("server = https://h\nuser = a", file: "test.conf").supervisorConfiguration(password: Secret("x"))
+        #expect(defaults.backoff == BackoffPolicy(initial: .seconds(1), cap: .seconds(60)))
+        #expect(defaults.stableAfter == .seconds(30))
+        #expect(throws: ConfigError.self) { try DaemonConfiguration.parse("server = https://h\nuser = a\nbackoff-reset-after = 0", file: "t") }
+        #expect(throws: ConfigError.self) { try DaemonConfiguration.parse("server = https://h\nuser = a\nbackoff-initial = 2m", file: "t") }
+    }
+}

@@ -152,11 +152,12 @@ import TestSupport
 
     @Test func unavailableEverywhereBacksOffWithGrowingDelays() async throws {
         let sim = try await startSimulator()
-        sim.inject(.unavailable(alternates: [], acceptHosts: [], count: 4))
+        sim.inject(.unavailable(alternates: [], acceptHosts: [], count: 8))
         let h = try SupervisorHarness.start(sim: sim)
         try await h.waitForState(.connected)
-        // random() is 0.5: half of 1, 2, 4, 8 s.
-        #expect(h.clock.sleeps == [.milliseconds(500), .seconds(1), .seconds(2), .seconds(4)])
+        // random() is 0.5, so each wait is half its ceiling: 1 s for the first
+        // 2 s of the outage, then half the outage's age (2.5 s → 1.25 s, …).
+        #expect(h.clock.sleeps == [500, 500, 500, 500, 500, 625, 781, 976].map { Duration.milliseconds($0) })
         #expect(await h.supervisor.status.reconnectCount == 0)
         await h.stop()
     }
