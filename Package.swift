@@ -25,6 +25,7 @@ let package = Package(
         .systemLibrary(
             name: "CSystemd", pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .target(name: "ICWSProtocol"),
         .target(
             name: "ICWS",
@@ -32,7 +33,6 @@ let package = Package(
                 "ICWSProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Bridge", "Systemd", "ICWS", "DBusKit",
+                "Bridge", "Systemd", "ICWS", "DBusKit", "CMalloc",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -14,6 +14,9 @@ public final class BridgeService: Sendable {
     private let state = Mutex(State())
     /// Called on every session status change (for sd_notify STATUS=).
     private let statusObserver: (@Sendable (SessionStatus, StationStatus) -> Void)?
+    /// Told how many entries each piece of work handled: 1 for most messages,
+    /// the number of users for a users message or a GetUsers reply.
+    private let workObserver: (@Sendable (Int) -> Void)?
 
     struct State {
         var alerting = AlertingCache()
@@ -25,11 +28,13 @@ public final class BridgeService: Sendable {
 
     public init(
         supervisor: SessionSupervisor, connection: BusConnection, logger: Logger,
+        workObserver: (@Sendable (Int) -> Void)? = nil,
         statusObserver: (@Sendable (SessionStatus, StationStatus) -> Void)? = nil
     ) throws(BusError) {
         self.supervisor = supervisor
         self.connection = connection
         self.logger = logger
+        self.workObserver = workObserver
         self.statusObserver = statusObserver
         object = BusObject(path: BridgeNames.objectPath, interfaces: try BridgeNames.interfaces())
         try publishInitialProperties()
@@ -99,6 +104,7 @@ public final class BridgeService: Sendable {
         }
         object.onMethod(BridgeNames.users, "GetUsers") { _ throws(BusError) in
             let users = self.state.withLock { $0.users.all }
+            defer { self.workObserver?(users.count) }
             return [.vardicts(users.map(ContractMaps.user))]
         }
     }
@@ -132,6 +138,7 @@ public final class BridgeService: Sendable {
                     [("Connected", .bool(st.connected)), ("Ready", .bool(st.ready)), ("Settings", ContractMaps.settings(st.requested))])
                 statusObserver?(status, st)
             case .message(let m):
+                defer { workObserver?(m.entryCount) }
                 try handle(message: m)
             case .malformedMessage:
                 break  // logged by the supervisor

@@ -1,5 +1,5 @@
 import CDBus
-import Foundation
+import FoundationEssentials
 import Logging
 import Synchronization
 
@@ -84,7 +84,7 @@ public final class BusConnection: Sendable {
     public static func connect(_ address: BusAddress, logger: Logger) async throws(BusError) -> BusConnection {
         dbus_threads_init_default()
         let result: Result<BusConnection, BusError> = await withCheckedContinuation { continuation in
-            let thread = Thread {
+            let started = startThread(name: "dbus") {
                 var err = CDBus.DBusError()
                 dbus_error_init(&err)
                 var conn: OpaquePointer?
@@ -115,8 +115,7 @@ public final class BusConnection: Sendable {
                 continuation.resume(returning: .success(connection))
                 connection.runLoop()
             }
-            thread.name = "dbus"
-            thread.start()
+            if !started { continuation.resume(returning: .failure(.failed("cannot start the bus thread"))) }
         }
         return try result.get()
     }
@@ -565,4 +564,35 @@ public final class BusConnection: Sendable {
         if !isConnected { continuation.finish() }
         return stream
     }
+}
+
+/// Runs `body` on a new detached thread named `name` (a pthread: Thread would
+/// pull all of Foundation into the daemon). False if no thread could be made.
+func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
+    final class Box: Sendable {
+        let name: String
+        let body: @Sendable () -> Void
+        init(name: String, body: @escaping @Sendable () -> Void) {
+            self.name = name
+            self.body = body
+        }
+    }
+    let box = Unmanaged.passRetained(Box(name: name, body: body)).toOpaque()
+    var attr = pthread_attr_t()
+    pthread_attr_init(&attr)
+    defer { pthread_attr_destroy(&attr) }
+    pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, &attr, { raw in
+        guard let raw else { return nil }
+        let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+        _ = cdbus_name_this_thread(String(box.name.prefix(15)))
+        box.body()
+        return nil
+    }, box)
+    if rc != 0 {
+        Unmanaged<AnyObject>.fromOpaque(box).release()
+        return false
+    }
+    return true
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// One D-Bus interface as its introspection XML describes it. The XML files
 /// shipped in `dbus/interfaces/` are the single source: the exported object
@@ -42,7 +42,7 @@ public struct InterfaceDescription: Sendable, Equatable {
         var i = xml.startIndex
         while let open = xml[i...].firstIndex(of: "<") {
             if xml[open...].hasPrefix("<!--") {
-                guard let end = xml[open...].range(of: "-->") else { throw .failed("unterminated XML comment") }
+                guard let end = xml[open...].firstRange(of: "-->") else { throw .failed("unterminated XML comment") }
                 i = end.upperBound
                 continue
             }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ICWS
 
 /// A configuration problem, naming the file, line and key.
@@ -71,14 +72,14 @@ public struct DaemonConfiguration: Sendable, Equatable {
         var seen: Set<String> = []
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let lineNo = index + 1
-            let line = rawLine.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
+            let line = rawLine.trimmed
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
             func fail(_ key: String?, _ message: String) -> ConfigError {
                 ConfigError(file: file, line: lineNo, key: key, message: message)
             }
             guard let eq = line.firstIndex(of: "=") else { throw fail(nil, "expected key = value") }
-            let key = line[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
-            var value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<eq].trimmed.lowercased()
+            var value = line[line.index(after: eq)...].trimmed
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
             guard keys.contains(key) else { throw fail(key, "unknown key (see README.md for the keys)") }
             if key != "server", !seen.insert(key).inserted { throw fail(key, "given twice") }
@@ -99,7 +100,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 guard !value.isEmpty else { throw fail(key, "must not be empty") }
                 return value
             }
-            func list() -> [String] { value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+            func list() -> [String] { value.split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty } }
             switch key {
             case "server":
                 for item in list() {
@@ -186,7 +187,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         if let (v, line) = f["station-media-types"] {
             var media: [UInt32] = []
-            for name in v.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            for name in v.split(separator: ",").map({ $0.trimmed }) where !name.isEmpty {
                 guard let i = ICWSEnum.mediaType.firstIndex(where: { $0.lowercased() == name.lowercased() }), i > 0 else {
                     throw ConfigError(file: file, line: line, key: "station-media-types", message: "unknown media type \"\(name)\"")
                 }
@@ -203,7 +204,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
 
     /// `500ms`, `2s`, `1.5s`, `1m`, `1h`, or a plain number of seconds.
     public static func parseDuration(_ text: String) -> Duration? {
-        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let t = text.trimmed.lowercased()
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         for (suffix, factor) in units where t.hasSuffix(suffix) {
             guard let n = Double(t.dropLast(suffix.count)), n.isFinite, n >= 0 else { return nil }
@@ -263,7 +264,7 @@ public enum PasswordSource {
                 throw ConfigError(file: path, line: nil, key: "password-file", message: "is not a regular file")
             }
             guard st.st_mode & 0o077 == 0 else {
-                throw ConfigError(file: path, line: nil, key: "password-file", message: String(format: "has mode %04o; it must be readable by its owner only (chmod 600)", st.st_mode & 0o7777))
+                throw ConfigError(file: path, line: nil, key: "password-file", message: "has mode \(octal(st.st_mode & 0o7777)); it must be readable by its owner only (chmod 600)")
             }
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ConfigError(file: path, line: nil, key: "password-file", message: "cannot be read")

@@ -1,6 +1,6 @@
 import Bridge
 import DBusKit
-import Foundation
+import FoundationEssentials
 import ICWS
 import Logging
 import ServiceLifecycle
@@ -30,7 +30,7 @@ public struct DaemonExit: Error, CustomStringConvertible {
 
 /// The `STATUS=` line for systemctl status.
 public func statusLine(_ s: SessionStatus, _ st: StationStatus) -> String {
-    let host = s.server.replacingOccurrences(of: "https://", with: "").replacingOccurrences(of: "http://", with: "")
+    let host = s.server.replacing("https://", with: "").replacing("http://", with: "")
     switch s.state {
     case .connected:
         var line = "connected to \(host) as \(s.userId)"
@@ -90,7 +90,10 @@ public enum Daemon {
         }
         let bridge: BridgeService
         do {
-            bridge = try BridgeService(supervisor: supervisor, connection: connection, logger: logger) { status, station in
+            let reclaimer = MemoryReclaimer()
+            bridge = try BridgeService(
+                supervisor: supervisor, connection: connection, logger: logger, workObserver: reclaimer.note(items:)
+            ) { status, station in
                 notifier.status(statusLine(status, station))
             }
             try await bridge.publish()

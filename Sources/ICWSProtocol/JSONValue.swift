@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A JSON document as ICWS sends it. Integers and other numbers are kept
 /// apart because the D-Bus mapping gives them different types (`x` and `d`).

@@ -240,6 +240,16 @@ public enum ICWSMessage: Sendable, Equatable {
     /// An unknown `__type`: never an error, the raw JSON goes on.
     case unknown(type: String, raw: JSONValue)
 
+    /// How many entries the message carries: the users of a users message,
+    /// the calls of an alerting message, else 1.
+    public var entryCount: Int {
+        switch self {
+        case .users(let m): return max(1, m.added.count + m.changed.count + m.removed.count)
+        case .interactionAlerting(let m): return max(1, m.details.count)
+        default: return 1
+        }
+    }
+
     public enum TypeURN {
         public static let connectionStateChange = "urn:inin.com:connection:connectionStateChangeMessage"
         public static let stationConnectionStateChange = "urn:inin.com:connection:stationConnectionStateChangeMessage"

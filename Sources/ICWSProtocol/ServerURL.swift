@@ -16,7 +16,7 @@ public struct ServerURL: Sendable, Hashable, CustomStringConvertible {
     /// Parses `http(s)://host[:port][/path]`. Credentials in the URL are refused,
     /// so that a base URL can be shown anywhere.
     public init?(string: String) {
-        guard let schemeEnd = string.range(of: "://") else { return nil }
+        guard let schemeEnd = string.firstRange(of: "://") else { return nil }
         let scheme = string[..<schemeEnd.lowerBound].lowercased()
         guard scheme == "http" || scheme == "https" else { return nil }
         var rest = string[schemeEnd.upperBound...]

@@ -1,5 +1,6 @@
 import CSystemd
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The service manager side of sd_notify(3) through libsystemd. Every call
 /// is a no-op when `NOTIFY_SOCKET` is not set (not run by systemd).
@@ -11,7 +12,7 @@ public struct Notifier: Sendable {
     /// Sends newline-separated `KEY=value` assignments.
     @discardableResult
     public func notify(_ assignments: [String]) -> Bool {
-        let text = assignments.map { $0.replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\n")
+        let text = assignments.map { String($0.map { $0 == "\n" ? " " : $0 }) }.joined(separator: "\n")
         return sd_notify(0, text) > 0
     }
 

@@ -1,7 +1,8 @@
 import ArgumentParser
 import DBusKit
 import Daemon
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 import Systemd
 
@@ -45,7 +46,8 @@ struct IcwsBridged: AsyncParsableCommand {
                 print("\(config): valid (servers \(c.servers.map(\.description).joined(separator: ", ")), user \(c.user), password from \(source))")
                 return
             } catch {
-                FileHandle.standardError.write(Data("icws-bridged: configuration error: \(error)\n".utf8))
+                let text = Array("icws-bridged: configuration error: \(error)\n".utf8)
+                _ = text.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
                 throw ExitCode(exitConfigError)
             }
         }

@@ -302,3 +302,24 @@ struct DaemonRig {
         #expect(throws: ConfigError.self) { try DaemonConfiguration.parse("server = https://h\nuser = a\nbackoff-initial = 2m", file: "t") }
     }
 }
+
+@Suite struct MemoryReclaimerTests {
+    @Test func trimsOnceAfterBulkWorkWhenQuiet() async throws {
+        let r = MemoryReclaimer(threshold: 100, quiet: .milliseconds(50))
+        r.note(items: 99)
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(r.trims == 0, "below the threshold nothing happens")
+        // Work that keeps coming postpones the trim; one trim once it stops.
+        for _ in 0..<10 {
+            r.note(items: 20)
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(r.trims == 0)
+        try await eventually("a trim") { r.trims == 1 }
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(r.trims == 1)
+        r.note(items: -5)
+        r.note(items: 100)
+        try await eventually("a second trim") { r.trims == 2 }
+    }
+}
