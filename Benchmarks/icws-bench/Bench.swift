@@ -164,7 +164,7 @@ struct Bench {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
 
-        func startDaemon(messaging: String) async throws -> (ChildProcess, NotifyListener, Double) {
+        func startDaemon(messaging: String, sim: ICWSSimulator) async throws -> (ChildProcess, NotifyListener, Double) {
             let config = dir.appendingPathComponent("bench-\(messaging).conf").path
             try """
                 server = http://127.0.0.1:\(sim.port)
@@ -193,7 +193,20 @@ struct Bench {
             return (p, notify, ready)
         }
 
-        var (daemon, notify, readyMs) = try await startDaemon(messaging: "sse")
+        do {
+            // A small directory first: icws-sim's default of 25 users plus the agent.
+            let small = try await startSimulator()
+            let (daemon, notify, _) = try await startDaemon(messaging: "sse", sim: small)
+            while small.currentStation == nil { try await Task.sleep(for: .milliseconds(10)) }
+            try await Task.sleep(for: .seconds(2))
+            print("\n== Memory at rest, 26-user directory")
+            print("  RSS: \(String(format: "%.1f MB", rssMB(pid: daemon.pid))) \(rssSplit(pid: daemon.pid))")
+            await daemon.stop()
+            notify.stop()
+            await small.stop()
+        }
+
+        var (daemon, notify, readyMs) = try await startDaemon(messaging: "sse", sim: sim)
         let client = try await BusConnection.connect(.address(bus.address), logger: logger)
         try await client.addMatch("type='signal',member='InteractionAlerting'")
         try await client.addMatch("type='signal',member='UsersChanged'")
@@ -214,9 +227,10 @@ struct Bench {
                 }
             }
         }
-        // Wait for the session and the station.
+        // Wait for the session and the station; at rest means after the users
+        // snapshot, once the daemon has given the memory of that work back (1 s quiet).
         while sim.currentStation == nil { try await Task.sleep(for: .milliseconds(10)) }
-        try await Task.sleep(for: .seconds(1))
+        try await Task.sleep(for: .seconds(2.5))
         let restMB = rssMB(pid: daemon.pid)
         let restSplit = rssSplit(pid: daemon.pid)
 
@@ -376,7 +390,7 @@ struct Bench {
         // Polling at 1 s, as public ICWS clients do.
         await daemon.stop()
         notify.stop()
-        (daemon, notify, readyMs) = try await startDaemon(messaging: "poll")
+        (daemon, notify, readyMs) = try await startDaemon(messaging: "poll", sim: sim)
         while sim.currentStation == nil || sim.liveSessionIds.count != 1 { try await Task.sleep(for: .milliseconds(10)) }
         try await Task.sleep(for: .seconds(1))
         print("\n== Polling mode (poll-interval 1 s) next to SSE")

@@ -440,8 +440,15 @@ public actor SessionSupervisor {
     }
 
     /// Re-subscribes and re-applies the last requested station after a new session.
+    /// The station comes before the users subscription: an agent can take calls
+    /// again without waiting for the server to build a large directory snapshot.
     private func restore(_ s: ICWSSession) async {
-        await resubscribe(s)
+        await resubscribe(s, users: false)
+        await restoreStation(s)
+        await resubscribe(s, stationAndAlerting: false)
+    }
+
+    private func restoreStation(_ s: ICWSSession) async {
         // Under the station lock: a client command that came first has already
         // applied what it asked for, and one that comes later runs after this.
         await stationLock.withLock {
@@ -464,15 +471,18 @@ public actor SessionSupervisor {
         }
     }
 
-    private func resubscribe(_ s: ICWSSession) async {
+    private func resubscribe(_ s: ICWSSession, stationAndAlerting: Bool = true, users: Bool = true) async {
         let subs = configuration.subscriptions
         do {
-            try await client.subscribeStation(s)
-            if subs.alertingAttributeNames.isEmpty {
-                try await client.unsubscribeAlerting(s)
-            } else {
-                try await client.subscribeAlerting(s, attributeNames: subs.alertingAttributeNames)
+            if stationAndAlerting {
+                try await client.subscribeStation(s)
+                if subs.alertingAttributeNames.isEmpty {
+                    try await client.unsubscribeAlerting(s)
+                } else {
+                    try await client.subscribeAlerting(s, attributeNames: subs.alertingAttributeNames)
+                }
             }
+            guard users else { return }
             if let old = activeUsersSubscription, old != subs.users?.subscriptionId, session?.sessionId == s.sessionId {
                 try? await client.unsubscribeUsers(s, subscriptionId: old)
             }

@@ -323,3 +323,26 @@ struct DaemonRig {
         try await eventually("a second trim") { r.trims == 2 }
     }
 }
+
+@Suite struct FootprintTests {
+    /// Full Foundation links ICU and megabytes of code into the daemon (about
+    /// 3 MB more resident memory); its modules use FoundationEssentials.
+    @Test func daemonModulesDoNotImportFoundation() throws {
+        let modules = ["ICWSProtocol", "ICWS", "DBusKit", "Bridge", "Systemd", "Daemon", "icws-bridged"]
+        for module in modules {
+            let dir = repositoryRoot.appendingPathComponent("Sources/\(module)")
+            let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".swift") }
+            #expect(!files.isEmpty, "\(module) has no sources")
+            for file in files {
+                let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
+                // `import Foundation`, `@preconcurrency import Foundation`, `import struct Foundation.URL`, …
+                let bad = text.split(separator: "\n").filter { line in
+                    let words = line.split(separator: " ")
+                    guard let i = words.firstIndex(of: "import") else { return false }
+                    return words[(i + 1)...].contains { $0 == "Foundation" || $0.hasPrefix("Foundation.") }
+                }
+                #expect(bad.isEmpty, "\(module)/\(file): \(bad)")
+            }
+        }
+    }
+}

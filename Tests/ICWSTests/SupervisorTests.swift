@@ -228,6 +228,18 @@ import TestSupport
         sim.inject(.restart(downFor: .milliseconds(300)))
         try await eventually("new session", timeout: .seconds(15)) { sim.liveSessionIds.count == 1 && sim.currentStation == station }
         try await h.waitForState(.connected)
+        // On the new session: station and alerting subscriptions, the station, then
+        // the users subscription (whose snapshot can take the server a while).
+        let sessionId = try #require(sim.liveSessionIds.first)
+        try await eventually("users subscribed again") {
+            sim.requests.contains { $0.method == "PUT" && $0.path.contains("/\(sessionId)/messaging/subscriptions/configuration/users/") }
+        }
+        let puts = sim.requests.filter { $0.method == "PUT" && $0.path.hasPrefix("/icws/\(sessionId)/") }.map { $0.path.replacing("/icws/\(sessionId)/", with: "") }
+        #expect(
+            puts == [
+                "messaging/subscriptions/connection/station", "messaging/subscriptions/interaction-alerting", "connection/station",
+                "messaging/subscriptions/configuration/users/icws-bridge-users",
+            ], "\(puts)")
         await h.stop()
     }
 
