@@ -382,7 +382,7 @@ struct Bench {
         }
         print("  server back → station restored: \(summary(totals)); rounds: \(totals.map { String(format: "%.0f", $0) }.joined(separator: ", ")) ms")
         print("    backoff wait (server back → successful login arrives): \(summary(waits))")
-        print("    work (login → subscriptions → station restored): \(summary(works))")
+        print("    work (login → station and alerting subscriptions → station restored): \(summary(works))")
 
         print("\n== Start")
         print("  exec → READY=1: \(ms(readyMs))")
