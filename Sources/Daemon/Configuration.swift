@@ -151,8 +151,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
             throw fail("users-properties", "\"*\" cannot be used in both users-ids and users-properties")
         }
         if c.backoffCap < c.backoffInitial { throw fail("backoff-cap", "must not be smaller than backoff-initial") }
-        if let caFile = c.caFile, !FileManager.default.isReadableFile(atPath: caFile) {
-            throw fail("ca-file", "\(caFile) cannot be read")
+        if let caFile = c.caFile {
+            guard FileManager.default.isReadableFile(atPath: caFile) else { throw fail("ca-file", "\(caFile) cannot be read") }
+            do { _ = try ICWSClient.trustRoots(caFile: caFile) } catch { throw fail("ca-file", error.description) }
         }
         c.station = try parseStation(stationFields, file: file)
         return c

@@ -63,6 +63,11 @@ extension Duration {
     }
 }
 
+/// What is wrong with a `ca-file`.
+public struct CAFileError: Error, CustomStringConvertible {
+    public var description: String
+}
+
 /// The ICWS REST calls over AsyncHTTPClient.
 public final class ICWSClient: Sendable {
     public let configuration: ICWSClientConfiguration
@@ -75,15 +80,30 @@ public final class ICWSClient: Sendable {
         self.logger = logger
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile = configuration.caFile {
-            tls.additionalTrustRoots = [.file(caFile)]
+            // Loaded now, so that a bad file stops the start instead of failing every handshake.
+            tls.additionalTrustRoots = [.certificates(try Self.trustRoots(caFile: caFile))]
         }
         var config = HTTPClient.Configuration(
             tlsConfiguration: tls,
             redirectConfiguration: .disallow,
             timeout: .init(connect: configuration.connectTimeout.timeAmount, read: nil))
         config.connectionPool.idleTimeout = .seconds(30)
+        // A connection that cannot be made fails the request at once: the
+        // supervisor has its own backoff (AsyncHTTPClient would otherwise retry
+        // quietly until the connect timeout, 10 s per attempt).
+        config.connectionPool.retryConnectionEstablishment = false
         config.httpVersion = .http1Only
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }
+
+    /// The certificates of the PEM file `caFile` (trusted besides the system's).
+    public static func trustRoots(caFile: String) throws(CAFileError) -> [NIOSSLCertificate] {
+        let certificates: [NIOSSLCertificate]
+        do { certificates = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
+            throw CAFileError(description: "\(caFile) is not a PEM certificate file (\(error))")
+        }
+        guard !certificates.isEmpty else { throw CAFileError(description: "\(caFile) holds no PEM certificate") }
+        return certificates
     }
 
     public func shutdown() async {
@@ -189,7 +209,25 @@ public final class ICWSClient: Sendable {
             return ICWSError(kind: .transport, message: String(describing: e))
         }
         if error is CancellationError { return ICWSError(kind: .transport, message: "cancelled") }
+        if let tls = tlsProblem(error) { return ICWSError(kind: .transport, message: tls) }
         return ICWSError(kind: .transport, message: String(describing: error))
+    }
+
+    /// A short, clear message for a failed TLS handshake (NIOSSL's own names
+    /// BoringSSL's source files), or nil when `error` is not one.
+    static func tlsProblem(_ error: any Error) -> String? {
+        let text = String(describing: error)
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "TLS: the server's certificate is not trusted (CERTIFICATE_VERIFY_FAILED); put its CA in ca-file"
+        }
+        if text.contains("failedToValidateHostname") || text.contains("unableToValidateCertificate") {
+            return "TLS: the server's certificate does not name the host in the server URL"
+        }
+        guard error is NIOSSLError || text.contains("handshakeFailed") else { return nil }
+        let reasons = text.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_" || $0 == ":") })
+            .compactMap { $0.split(separator: ":").last.map(String.init) }
+            .filter { $0.count > 3 && $0.allSatisfy { $0.isUppercase || $0 == "_" || $0.isNumber } && $0.contains("_") }
+        return "TLS handshake failed" + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: ", ")))")
     }
 
     // MARK: Station and subscriptions

@@ -1,6 +1,9 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import ICWS
 import Logging
 import NIOCore
@@ -28,6 +31,8 @@ public struct SimulatorConfiguration: Sendable {
     /// Random traffic: messages per second over all kinds; 0 for none.
     public var trafficRate: Double = 0
     public var seed: UInt64 = 1
+    /// Serve HTTPS with this PEM certificate chain and private key (else plain HTTP).
+    public var tls: (certificateChain: String, privateKey: String)?
 
     public init() {}
 }
@@ -88,7 +93,7 @@ public final class ICWSSimulator: Sendable {
     }
 
     public var port: Int { boundPort.withLock { $0 } }
-    public var baseURL: String { "http://\(configuration.host):\(port)" }
+    public var baseURL: String { "\(configuration.tls == nil ? "http" : "https")://\(configuration.host):\(port)" }
 
     /// Starts listening; returns the bound port.
     @discardableResult
@@ -97,8 +102,21 @@ public final class ICWSSimulator: Sendable {
         let responder = CallbackResponder<BasicRequestContext> { [self] request, _ in
             try await self.handle(request)
         }
+        let server: HTTPServerBuilder
+        if let tls = configuration.tls {
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChain).map { NIOSSLCertificateSource.certificate($0) }
+                let key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)
+                server = try .tls(tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+            } catch {
+                throw SimulatorError(message: "cannot load the TLS certificate or key: \(error)")
+            }
+        } else {
+            server = .http1()
+        }
         let app = Application(
             responder: responder,
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "icws-sim"),
             onServerRunning: { channel in
                 portCont.yield(channel.localAddress?.port ?? 0)

@@ -53,11 +53,14 @@ struct IcwsSim: AsyncParsableCommand {
     @Option(help: "Random traffic in messages per second (0 for none).") var trafficRate: Double = 0
     @Option(help: "Seconds between :ping keep-alives on an idle stream.") var keepAlive: Double = 10
     @Option(help: "Seed of the random traffic.") var seed: UInt64 = 1
+    @Option(help: "Serve HTTPS with this PEM certificate (chain); needs --tls-key.") var tlsCert: String?
+    @Option(help: "The PEM private key of --tls-cert.") var tlsKey: String?
 
     func validate() throws {
         for a in account where !a.contains(":") { throw ValidationError("--account must be USER:PASSWORD") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard keepAlive > 0, trafficRate >= 0 else { throw ValidationError("--keep-alive must be > 0 and --traffic-rate >= 0") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
     func run() async throws {
@@ -79,10 +82,11 @@ struct IcwsSim: AsyncParsableCommand {
         config.trafficRate = trafficRate
         config.keepAlive = .milliseconds(Int64(keepAlive * 1000))
         config.seed = seed
+        if let tlsCert, let tlsKey { config.tls = (tlsCert, tlsKey) }
         let sim = ICWSSimulator(configuration: config)
         let bound = try await sim.start()
         // Unbuffered, so that a script reading a pipe sees the port at once.
-        FileHandle.standardOutput.write(Data("icws-sim listening on http://\(host):\(bound)\n".utf8))
+        FileHandle.standardOutput.write(Data("icws-sim listening on \(config.tls == nil ? "http" : "https")://\(host):\(bound)\n".utf8))
         try await sim.run()
     }
 }

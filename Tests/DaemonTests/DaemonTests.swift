@@ -28,7 +28,7 @@ struct DaemonRig {
 
     static func start(
         config extra: String = "", password: String? = "secret", watchdogUsec: Int? = 1_000_000,
-        environment extraEnv: [String: String] = [:], serverPort: Int? = nil, sim existing: ICWSSimulator? = nil,
+        environment extraEnv: [String: String] = [:], serverPort: Int? = nil, server: String? = nil, sim existing: ICWSSimulator? = nil,
         configure: (inout SimulatorConfiguration) -> Void = { _ in }
     ) async throws -> DaemonRig {
         let sim: ICWSSimulator
@@ -39,7 +39,7 @@ struct DaemonRig {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let configPath = dir.appendingPathComponent("icws-bridge.conf").path
         try """
-            server = http://127.0.0.1:\(serverPort ?? sim.port)
+            server = \(server ?? "http://127.0.0.1:\(serverPort ?? sim.port)")
             allow-insecure-http = yes
             user = agent
             stall-timeout = 3s
@@ -226,6 +226,45 @@ struct DaemonRig {
         await viaCreds.stop()
         let check = try await runCommand([binary("icws-bridged"), "--check-config", "--config", "/nonexistent.conf"])
         #expect(check.status == 78 && check.stderr.contains("does not exist"))
+    }
+
+    @Test func httpsWithThePrivateCAOfCaFile() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let certs = try await TestCertificates.make(in: dir)
+        let sim = try await startSimulator { $0.tls = (certs.serverCertificate, certs.serverKey) }
+        #expect(sim.baseURL.hasPrefix("https://"))
+        let url = "https://127.0.0.1:\(sim.port)"
+
+        // Trusting the CA: a session, and station control over it.
+        let trusting = try await DaemonRig.start(config: "ca-file = \(certs.caCertificate)", server: url, sim: sim)
+        try await eventually("connected over https") { (try? await trusting.property(BridgeNames.session, "State")) == "u 2" }
+        _ = try await trusting.ctl(["connect", "workstation", "7001", "--ready"])
+        try await eventually("station over https") { sim.currentStation?.workstation == "7001" }
+        await trusting.daemon.stop()
+        trusting.notify.stop()
+        trusting.bus.stop()
+
+        // Without the CA the handshake fails, the daemon says why and keeps trying.
+        let wary = try await DaemonRig.start(server: url, sim: sim)
+        try await eventually("a TLS error") { (try? await wary.property(BridgeNames.session, "LastError"))?.contains("certificate is not trusted") == true }
+        #expect(!wary.log.contains(".build/checkouts"), "a short message, not BoringSSL's source path")
+        #expect((try await wary.property(BridgeNames.session, "State")) == "u 3")
+        #expect(wary.daemon.poll() == nil, "still running")
+        let logins = sim.requests.filter { $0.path.lowercased() == "/icws/connection" }.count
+        await wary.daemon.stop()
+        wary.notify.stop()
+        wary.bus.stop()
+        #expect(logins == 1, "only the trusting daemon's login reached the server")
+
+        // A ca-file that is not PEM stops the start with a clear message.
+        let junk = dir.appendingPathComponent("junk.pem").path
+        try "not a certificate\n".write(toFile: junk, atomically: true, encoding: .utf8)
+        let bad = try await DaemonRig.start(config: "ca-file = \(junk)", server: url, sim: sim)
+        #expect(await bad.daemon.wait(timeout: .seconds(10)) == 78)
+        #expect(bad.log.contains("ca-file: \(junk)"), "\(bad.log)")
+        await bad.stop()
     }
 
     @Test func aHungDaemonStopsPingingTheWatchdog() async throws {

@@ -153,3 +153,36 @@ public final class PrivateBus: @unchecked Sendable {
         try await runCommand(["busctl", "--address=\(address)"] + args, asUser: user)
     }
 }
+
+public struct CommandFailed: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// A throwaway CA and a server certificate it signed (for 127.0.0.1 and
+/// localhost), made with openssl in `directory`.
+public struct TestCertificates: Sendable {
+    public let caCertificate: String
+    public let serverCertificate: String
+    public let serverKey: String
+
+    public static func make(in directory: URL) async throws -> TestCertificates {
+        let d = directory.path
+        let ext = directory.appendingPathComponent("server.ext").path
+        try "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+            .write(toFile: ext, atomically: true, encoding: .utf8)
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        let steps: [[String]] = [
+            ["openssl", "req", "-x509"] + ec + ["-keyout", "\(d)/ca.key", "-out", "\(d)/ca.pem", "-days", "2",
+                "-subj", "/CN=icws-bridge test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            ["openssl", "req"] + ec + ["-keyout", "\(d)/server.key", "-out", "\(d)/server.csr", "-subj", "/CN=localhost"],
+            ["openssl", "x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key",
+                "-CAcreateserial", "-out", "\(d)/server.pem", "-days", "2", "-extfile", ext],
+        ]
+        for step in steps {
+            let r = try await runCommand(step)
+            guard r.status == 0 else { throw CommandFailed(description: "\(step.joined(separator: " ")) failed: \(r.stderr)") }
+        }
+        return TestCertificates(caCertificate: "\(d)/ca.pem", serverCertificate: "\(d)/server.pem", serverKey: "\(d)/server.key")
+    }
+}
