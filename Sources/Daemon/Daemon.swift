@@ -112,7 +112,7 @@ public enum Daemon {
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: BusWatchService(connection: connection), serviceName: "bus"),
             .init(
-                service: ReloadService(path: options.configPath, supervisor: supervisor, notifier: notifier, logger: logger, current: config),
+                service: ReloadService(path: options.configPath, supervisor: supervisor, client: client, notifier: notifier, logger: logger, current: config),
                 serviceName: "reload"),
             .init(service: WatchdogService(supervisor: supervisor, connection: connection, notifier: notifier, logger: logger), serviceName: "watchdog"),
             .init(service: BridgeEventsService(bridge: bridge), serviceName: "bridge"),
@@ -191,6 +191,7 @@ struct WatchdogService: Service {
 struct ReloadService: Service {
     let path: String
     let supervisor: SessionSupervisor
+    let client: ICWSClient
     let notifier: Notifier
     let logger: Logger
     let current: DaemonConfiguration
@@ -202,12 +203,9 @@ struct ReloadService: Service {
                 notifier.reloading()
                 do {
                     let (config, password, source) = try loadConfiguration(path: path)
-                    if config.clientConfiguration.caFile != running.clientConfiguration.caFile
-                        || config.requestTimeout != running.requestTimeout || config.language != running.language
-                        || config.applicationName != running.applicationName
-                    {
-                        logger.warning("ca-file, request-timeout, language and application-name change on restart, not on reload")
-                    }
+                    // New connections use a changed ca-file; language and
+                    // application-name go with the next login.
+                    try client.update(configuration: config.clientConfiguration)
                     await supervisor.update(configuration: config.supervisorConfiguration(password: password))
                     running = config
                     logger.info("configuration reloaded", metadata: ["password.source": "\(source)"])

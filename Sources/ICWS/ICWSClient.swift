@@ -70,19 +70,23 @@ public struct CAFileError: Error, CustomStringConvertible {
 
 /// The ICWS REST calls over AsyncHTTPClient.
 public final class ICWSClient: Sendable {
-    public let configuration: ICWSClientConfiguration
     let http: HTTPClient
     let logger: Logger
     static let mediaType = "application/vnd.inin.icws+JSON"
 
-    public init(configuration: ICWSClientConfiguration, logger: Logger) throws {
-        self.configuration = configuration
+    private struct Settings {
+        var configuration: ICWSClientConfiguration
+        var tls: TLSConfiguration
+    }
+    /// Changed by a reload; every request reads it when it starts.
+    private let settings: Mutex<Settings>
+
+    public var configuration: ICWSClientConfiguration { settings.withLock { $0.configuration } }
+
+    public init(configuration: ICWSClientConfiguration, logger: Logger) throws(CAFileError) {
         self.logger = logger
-        var tls = TLSConfiguration.makeClientConfiguration()
-        if let caFile = configuration.caFile {
-            // Loaded now, so that a bad file stops the start instead of failing every handshake.
-            tls.additionalTrustRoots = [.certificates(try Self.trustRoots(caFile: caFile))]
-        }
+        let tls = try Self.tlsConfiguration(caFile: configuration.caFile)
+        settings = Mutex(Settings(configuration: configuration, tls: tls))
         var config = HTTPClient.Configuration(
             tlsConfiguration: tls,
             redirectConfiguration: .disallow,
@@ -94,6 +98,31 @@ public final class ICWSClient: Sendable {
         config.connectionPool.retryConnectionEstablishment = false
         config.httpVersion = .http1Only
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }
+
+    /// Applies a reloaded configuration to the requests that start from now
+    /// on (new connections use a new ca-file; open ones stay as they are).
+    /// The connect timeout stays as it was at start.
+    public func update(configuration new: ICWSClientConfiguration) throws(CAFileError) {
+        let current = settings.withLock { $0 }
+        let tls = new.caFile == current.configuration.caFile ? current.tls : try Self.tlsConfiguration(caFile: new.caFile)
+        settings.withLock { $0 = Settings(configuration: new, tls: tls) }
+    }
+
+    /// The system trust store plus the certificates of `caFile`, loaded now so
+    /// that a bad file is an error at start (or reload), not at every handshake.
+    static func tlsConfiguration(caFile: String?) throws(CAFileError) -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile { tls.additionalTrustRoots = [.certificates(try trustRoots(caFile: caFile))] }
+        return tls
+    }
+
+    /// The request with the current TLS settings, and the settings it goes out with.
+    private func prepared(_ request: HTTPClientRequest) -> (HTTPClientRequest, ICWSClientConfiguration) {
+        let current = settings.withLock { $0 }
+        var request = request
+        request.tlsConfiguration = current.tls
+        return (request, current.configuration)
     }
 
     /// The certificates of the PEM file `caFile` (trusted besides the system's).
@@ -191,6 +220,7 @@ public final class ICWSClient: Sendable {
     }
 
     private func send(_ request: HTTPClientRequest) async throws(ICWSError) -> (Int, HTTPHeaders, [UInt8]) {
+        let (request, configuration) = prepared(request)
         do {
             let response = try await http.execute(request, timeout: configuration.requestTimeout.timeAmount, logger: logger)
             var body = try await response.body.collect(upTo: configuration.maxBodyBytes)
@@ -334,7 +364,7 @@ public final class ICWSClient: Sendable {
         request.headers.add(name: "Accept", value: "text/event-stream")
         request.headers.add(name: "Cache-Control", value: "no-cache")
         let lastActivity = LockedValue(ContinuousClock.now)
-        let streamRequest = request
+        let (streamRequest, configuration) = prepared(request)
         let http = self.http
         let logger = self.logger
         let connectTimeout = configuration.requestTimeout
