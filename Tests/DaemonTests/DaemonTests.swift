@@ -264,6 +264,18 @@ struct DaemonRig {
         wary.notify.stop()
         wary.bus.stop()
 
+        // A certificate that does not name the host of the server URL.
+        let other = dir.appendingPathComponent("other")
+        try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+        let elsewhere = try await TestCertificates.make(in: other, names: ["cic.example.net"])
+        let misnamedSim = try await startSimulator { $0.tls = (elsewhere.serverCertificate, elsewhere.serverKey) }
+        let misnamed = try await DaemonRig.start(
+            config: "ca-file = \(elsewhere.caCertificate)", server: "https://127.0.0.1:\(misnamedSim.port)", sim: misnamedSim)
+        try await eventually("a host name error") {
+            (try? await misnamed.property(BridgeNames.session, "LastError"))?.contains("does not name the host") == true
+        }
+        await misnamed.stop()
+
         // A ca-file that is not PEM stops the start with a clear message.
         let junk = dir.appendingPathComponent("junk.pem").path
         try "not a certificate\n".write(toFile: junk, atomically: true, encoding: .utf8)

@@ -158,17 +158,18 @@ public struct CommandFailed: Error, CustomStringConvertible {
     public var description: String
 }
 
-/// A throwaway CA and a server certificate it signed (for 127.0.0.1 and
-/// localhost), made with openssl in `directory`.
+/// A throwaway CA and a server certificate it signed for `names` (DNS names
+/// and IP addresses), made with openssl in `directory`.
 public struct TestCertificates: Sendable {
     public let caCertificate: String
     public let serverCertificate: String
     public let serverKey: String
 
-    public static func make(in directory: URL) async throws -> TestCertificates {
+    public static func make(in directory: URL, names: [String] = ["localhost", "127.0.0.1"]) async throws -> TestCertificates {
         let d = directory.path
         let ext = directory.appendingPathComponent("server.ext").path
-        try "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        let san = names.map { $0.first?.isNumber == true ? "IP:\($0)" : "DNS:\($0)" }.joined(separator: ",")
+        try "subjectAltName=\(san)\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
             .write(toFile: ext, atomically: true, encoding: .utf8)
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         let steps: [[String]] = [
