@@ -112,7 +112,7 @@ public enum Daemon {
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: BusWatchService(connection: connection), serviceName: "bus"),
             .init(
-                service: ReloadService(path: options.configPath, supervisor: supervisor, client: client, notifier: notifier, logger: logger, current: config),
+                service: ReloadService(path: options.configPath, supervisor: supervisor, client: client, notifier: notifier, logger: logger),
                 serviceName: "reload"),
             .init(service: WatchdogService(supervisor: supervisor, connection: connection, notifier: notifier, logger: logger), serviceName: "watchdog"),
             .init(service: BridgeEventsService(bridge: bridge), serviceName: "bridge"),
@@ -194,11 +194,9 @@ struct ReloadService: Service {
     let client: ICWSClient
     let notifier: Notifier
     let logger: Logger
-    let current: DaemonConfiguration
 
     func run() async throws {
         try await untilGracefulShutdown {
-            var running = current
             for await _ in await UnixSignalsSequence(trapping: .sighup) {
                 notifier.reloading()
                 do {
@@ -207,7 +205,6 @@ struct ReloadService: Service {
                     // application-name go with the next login.
                     try client.update(configuration: config.clientConfiguration)
                     await supervisor.update(configuration: config.supervisorConfiguration(password: password))
-                    running = config
                     logger.info("configuration reloaded", metadata: ["password.source": "\(source)"])
                     notifier.notify(["READY=1"])
                 } catch {
