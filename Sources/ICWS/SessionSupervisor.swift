@@ -107,6 +107,10 @@ public actor SessionSupervisor {
     /// When the current outage began (the backoff's clock); reset by a stable session.
     private var retry = Backoff(policy: BackoffPolicy())
     private var preferredBase: ServerURL?
+    /// A session cut off by the network (not ended by the server): asked for
+    /// first when the network is back, so that a blip does not leave an
+    /// orphan session (and a licence) on the server.
+    private var resumable: ICWSSession?
     private var learnedAlternates: [ServerURL] = []
     private var sessionsEstablished = 0
     private var activeUsersSubscription: String?
@@ -150,6 +154,7 @@ public actor SessionSupervisor {
         {
             preferredBase = nil
             learnedAlternates = []
+            discardResumable()
             mailbox.post(.reconnect)
         } else if old.subscriptions != new.subscriptions {
             mailbox.post(.resubscribe)
@@ -232,13 +237,22 @@ public actor SessionSupervisor {
                 case .reconnect:
                     waitForCommand = false
                     retry.reset()
+                    discardResumable()
                 case .disconnect(let done): done()
                 case .sessionFailed, .resubscribe: break
                 }
                 continue
             }
             setState(sessionsEstablished == 0 ? .connecting : .reconnecting)
-            let login = await loginRound()
+            let login: Result<ICWSSession, ICWSError>
+            if let resumed = await resumeCutOffSession() {
+                login = .success(resumed)
+            } else {
+                login = await loginRound()
+                // The old session could not be reached and a new one is up: the
+                // old one is logged out in the background (its host may be gone).
+                if case .success = login { discardResumable() }
+            }
             if Task.isCancelled { break }
             switch login {
             case .failure(let error):
@@ -282,6 +296,7 @@ public actor SessionSupervisor {
                         if !stable, await backoff(reason: error.shortReason) == false { waitForCommand = true }
                     } else {
                         logger.warning("session lost", metadata: ["icws.error": "\(error)"])
+                        if error.kind == .transport || error.kind == .timeout { resumable = s }
                         if await backoff(reason: error.shortReason) == false { waitForCommand = true }
                     }
                 case .command(let cmd):
@@ -299,8 +314,35 @@ public actor SessionSupervisor {
                 }
             }
         }
-        if let s = session { await logoutOnExit(s) }
+        if let s = session ?? resumable { await logoutOnExit(s) }
         setState(.stopped)
+    }
+
+    /// A new session was asked for: the cut-off one is logged out in the background.
+    private func discardResumable() {
+        guard let cutOff = resumable else { return }
+        resumable = nil
+        Task { await self.logout(cutOff) }
+    }
+
+    /// The session the network cut off, if the server says it is still up
+    /// (nil also when there is none, or it is gone, or its host is still out
+    /// of reach: then the caller logs in, walking the alternates).
+    private func resumeCutOffSession() async -> ICWSSession? {
+        guard let old = resumable else { return nil }
+        do throws(ICWSError) {
+            let state = try await client.connectionState(old)
+            guard state.state == 1 else {
+                resumable = nil
+                return nil
+            }
+            resumable = nil
+            logger.info("the network is back and the session still lives; resuming it", metadata: ["icws.host": "\(old.base)"])
+            return old
+        } catch {
+            if error.kind != .transport && error.kind != .timeout { resumable = nil }
+            return nil
+        }
     }
 
     static func credentialsRejected(_ error: ICWSError) -> Bool {
@@ -334,10 +376,15 @@ public actor SessionSupervisor {
         status.retryIn = nil
         switch outcome {
         case .disconnect(let done)?:
+            if let cutOff = resumable {
+                resumable = nil
+                await logout(cutOff)
+            }
             done()
             return false
         case .reconnect?:
             retry.reset()
+            discardResumable()
             return true
         default: return true
         }

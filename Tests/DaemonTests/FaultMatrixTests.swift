@@ -250,4 +250,62 @@ func endStallAfterReopen(_ rig: DaemonRig) async throws {
         proxy.stop()
         await rig.stop()
     }
+
+    /// The server's host out of reach (connections refused) for 2 s: the daemon
+    /// keeps trying, and once the network is back it carries on with the same
+    /// session instead of leaving it orphaned on the server beside a new one.
+    /// If the server dropped the session meanwhile, it logs in anew.
+    @Test func networkOutageResumesTheSameSession() async throws {
+        let sim = try await startSimulator()
+        let proxy = try ResettingProxy(targetPort: sim.port)
+        let rig = try await DaemonRig.start(
+            config: "station-type = workstation\nstation-workstation = 7001\nstation-ready = yes\nbackoff-initial = 200ms\nbackoff-cap = 1s",
+            serverPort: proxy.port, sim: sim)
+        let sub = try await SequenceSubscriber(bus: rig.bus)
+        try await eventually("station ready") { sim.currentStation?.readyForInteractions == true }
+        let first = sim.liveSessionIds
+        #expect(first.count == 1 && sim.loginCount == 1)
+
+        proxy.down()
+        try await eventually("reconnecting") { (try? await rig.property(BridgeNames.session, "State")) == "u 3" }
+        try await Task.sleep(for: .seconds(2))
+        try proxy.up()
+        try await eventually("connected again", timeout: .seconds(20)) {
+            (try? await rig.property(BridgeNames.session, "State")) == "u 2" && sim.currentStation?.readyForInteractions == true
+        }
+        #expect(sim.liveSessionIds == first, "the same session, not a second one")
+        #expect(sim.loginCount == 1)
+        #expect(rig.log.contains("resuming it"))
+        // Messages flow on it.
+        var seq: UInt64 = 0
+        func send(_ n: Int) {
+            for _ in 0..<n {
+                seq += 1
+                sim.emit([
+                    "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
+                    "alertingInteractionDetails": [["interactionId": .string("n\(seq)"), "alertAction": 2, "attributes": ["Seq": .string(String(seq))]]],
+                ])
+            }
+        }
+        send(10)
+        let afterOutage = seq
+        try await eventually("delivered after the outage") { sub.all.last == afterOutage }
+
+        // This time the server forgets the session while the network is out.
+        proxy.down()
+        try await eventually("reconnecting again") { (try? await rig.property(BridgeNames.session, "State")) == "u 3" }
+        sim.inject(.restart(downFor: .zero))
+        try await Task.sleep(for: .milliseconds(500))
+        try proxy.up()
+        try await eventually("a new session", timeout: .seconds(20)) {
+            (try? await rig.property(BridgeNames.session, "State")) == "u 2" && sim.loginCount == 2 && sim.currentStation?.readyForInteractions == true
+        }
+        #expect(sim.liveSessionIds.count == 1 && sim.liveSessionIds != first)
+        send(10)
+        let afterRestart = seq
+        try await eventually("delivered on the new session") { sub.all.last == afterRestart }
+        sub.close()
+        proxy.stop()
+        await rig.stop()
+    }
 }

@@ -6,12 +6,12 @@ import Synchronization
 #endif
 
 /// A TCP proxy on 127.0.0.1 in front of a server, that can break every
-/// connection with a real TCP reset (SO_LINGER 0), as a failing network would.
+/// connection with a real TCP reset (SO_LINGER 0), as a failing network would,
+/// and stop listening for a while (connections refused, as with a host gone).
 public final class ResettingProxy: @unchecked Sendable {
-    // Unchecked: the listening socket and port are fixed at start; the
-    // connection list is behind a lock.
+    // Unchecked: the port is fixed at start; the sockets are behind locks.
     public let port: Int
-    private let listener: Int32
+    private let listenerFD: Mutex<Int32>
     private let targetPort: Int
     private let sockets = Mutex<[Int32]>([])
     private let stopped = Mutex(false)
@@ -20,18 +20,46 @@ public final class ResettingProxy: @unchecked Sendable {
 
     public init(targetPort: Int) throws {
         self.targetPort = targetPort
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        listener = fd
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = Self.loopback(port: 0)
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0, listen(fd, 64) == 0 else { throw TimeoutError(description: "proxy cannot listen") }
+        let fd = try Self.listen(port: 0)
+        listenerFD = Mutex(fd)
+        var addr = sockaddr_in()
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         port = Int(UInt16(bigEndian: addr.sin_port))
         let thread = Thread { [weak self] in self?.acceptLoop() }
         thread.start()
+    }
+
+    static func listen(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = Self.loopback(port: port)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, Glibc.listen(fd, 64) == 0 else {
+            close(fd)
+            throw TimeoutError(description: "proxy cannot listen on port \(port)")
+        }
+        return fd
+    }
+
+    /// Stops listening and resets every connection: connecting is refused until `up()`.
+    public func down() {
+        let fd = listenerFD.withLock { fd in
+            defer { fd = -1 }
+            return fd
+        }
+        if fd >= 0 {
+            shutdown(fd, Int32(SHUT_RDWR))
+            close(fd)
+        }
+        resetAll()
+    }
+
+    /// Listens again on the same port.
+    public func up() throws {
+        let fd = try Self.listen(port: port)
+        listenerFD.withLock { $0 = fd }
     }
 
     static func loopback(port: Int) -> sockaddr_in {
@@ -44,8 +72,16 @@ public final class ResettingProxy: @unchecked Sendable {
 
     private func acceptLoop() {
         while !stopped.withLock({ $0 }) {
+            let listener = listenerFD.withLock { $0 }
+            if listener < 0 {
+                Thread.sleep(forTimeInterval: 0.01)
+                continue
+            }
             let client = accept(listener, nil, nil)
-            if client < 0 { continue }
+            if client < 0 {
+                if listenerFD.withLock({ $0 }) == listener { Thread.sleep(forTimeInterval: 0.001) }
+                continue
+            }
             let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var addr = Self.loopback(port: targetPort)
             let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
@@ -100,8 +136,6 @@ public final class ResettingProxy: @unchecked Sendable {
 
     public func stop() {
         stopped.withLock { $0 = true }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        resetAll()
+        down()
     }
 }
