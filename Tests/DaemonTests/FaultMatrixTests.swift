@@ -124,14 +124,22 @@ final class SequenceSubscriber: Sendable {
 @Suite(.serialized, .timeLimit(.minutes(90))) struct SoakTests {
     @Test func soak() async throws {
         let seconds = Double(ProcessInfo.processInfo.environment["ICWS_SOAK_SECONDS"] ?? "") ?? 60
-        let rig = try await DaemonRig.start(config: "station-type = workstation\nstation-workstation = 7001\nstation-ready = yes\nbackoff-initial = 200ms\nbackoff-cap = 2s")
+        // Through a proxy, so that the network can fail too: TCP resets, and
+        // the server's host out of reach for 1.5 s.
+        let sim = try await startSimulator()
+        let proxy = try ResettingProxy(targetPort: sim.port)
+        let rig = try await DaemonRig.start(
+            config: "station-type = workstation\nstation-workstation = 7001\nstation-ready = yes\nbackoff-initial = 200ms\nbackoff-cap = 2s",
+            serverPort: proxy.port, sim: sim)
         let sub = try await SequenceSubscriber(bus: rig.bus)
         try await eventually("station ready") { rig.sim.currentStation?.readyForInteractions == true }
-        let faults: [SimFault] = FaultMatrixTests.faults.map(\.1).filter {
+        enum Fault { case sim(SimFault), tcpReset, networkOutage }
+        let faults: [Fault] = FaultMatrixTests.faults.map(\.1).filter {
             if case .expire(true, "LOCALHOST") = $0 { return false }
             if case .unavailable = $0 { return false }
             return true
-        }
+        }.map(Fault.sim) + [.tcpReset, .networkOutage]
+        var counts: [String: Int] = [:]
         var seq: UInt64 = 0
         var bySimSequence: [UInt64: UInt64] = [:]
         var rng = SystemRandomNumberGenerator()
@@ -147,11 +155,23 @@ final class SequenceSubscriber: Sendable {
                 ]) { bySimSequence[simSeq] = seq }
             }
             if ContinuousClock.now >= nextFault {
-                let fault = faults.randomElement(using: &rng) ?? .resetStreams
+                let fault = faults.randomElement(using: &rng) ?? .tcpReset
                 let quiet = seq
                 try await eventually("quiet before the fault") { sub.all.last == quiet }
-                rig.sim.inject(fault)
-                if case .stall = fault { try await endStallAfterReopen(rig) }
+                switch fault {
+                case .sim(let f):
+                    rig.sim.inject(f)
+                    if case .stall = f { try await endStallAfterReopen(rig) }
+                    counts[String(describing: f).prefix { $0 != "(" }.description, default: 0] += 1
+                case .tcpReset:
+                    proxy.resetAll()
+                    counts["tcpReset", default: 0] += 1
+                case .networkOutage:
+                    proxy.down()
+                    try await Task.sleep(for: .milliseconds(1500))
+                    try proxy.up()
+                    counts["networkOutage", default: 0] += 1
+                }
                 nextFault = ContinuousClock.now + .seconds(10)
                 rss.append(String(format: "%.0fs %.1fMB", (ContinuousClock.now - start).seconds, rssMB(rig.daemon.pid)))
             }
@@ -170,12 +190,14 @@ final class SequenceSubscriber: Sendable {
         try await eventually("the last message on the bus") { sub.all.last == last }
         let handedOut = Set(rig.sim.deliveries.compactMap { bySimSequence[$0.sequence] })
         let got = sub.all
-        print("soak: \(Int(seconds)) s, \(seq) messages, \(handedOut.count) handed to live sessions, \(got.count) on the bus; RSS: \(rss.joined(separator: ", "))")
+        print("soak: \(Int(seconds)) s, \(seq) messages, \(handedOut.count) handed to live sessions, \(got.count) on the bus; faults: \(counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); RSS: \(rss.joined(separator: ", "))")
         #expect(Set(got).count == got.count, "a message arrived twice")
         #expect(got == got.sorted(), "messages out of order")
         #expect(handedOut.subtracting(got).isEmpty, "lost: \(handedOut.subtracting(got).sorted().prefix(10))")
         #expect(rig.daemon.poll() == nil)
+        #expect(rig.sim.liveSessionIds.count == 1, "no orphan sessions")
         sub.close()
+        proxy.stop()
         await rig.stop()
     }
 }
