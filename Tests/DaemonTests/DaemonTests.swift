@@ -361,23 +361,26 @@ struct DaemonRig {
 }
 
 @Suite struct MemoryReclaimerTests {
-    @Test func trimsOnceAfterBulkWorkWhenQuiet() async throws {
-        let r = MemoryReclaimer(threshold: 100, quiet: .milliseconds(50))
-        r.note(items: 99)
-        try await Task.sleep(for: .milliseconds(150))
-        #expect(r.trims == 0, "below the threshold nothing happens")
-        // Work that keeps coming postpones the trim; one trim once it stops.
+    @Test func trimsAfterBulkWorkWhenQuietAndRarelyOtherwise() async throws {
+        let r = MemoryReclaimer(threshold: 100, quiet: .milliseconds(200), interval: .milliseconds(1500))
+        // The first work of any size is trimmed after it stops.
+        r.note(items: 1)
+        try await eventually("a first trim") { r.trims == 1 }
+        // Small work within the interval waits for it.
+        r.note(items: 3)
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(r.trims == 1, "small work waits for the interval")
+        try await eventually("the interval passed") { r.trims == 2 }
+        // Bulk work is trimmed once it stops, whatever the interval; work that
+        // keeps coming postpones it.
         for _ in 0..<10 {
             r.note(items: 20)
             try await Task.sleep(for: .milliseconds(10))
         }
-        #expect(r.trims == 0)
-        try await eventually("a trim") { r.trims == 1 }
-        try await Task.sleep(for: .milliseconds(150))
-        #expect(r.trims == 1)
-        r.note(items: -5)
-        r.note(items: 100)
-        try await eventually("a second trim") { r.trims == 2 }
+        #expect(r.trims == 2)
+        try await eventually("a trim after the bulk work") { r.trims == 3 }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(r.trims == 3, "one trim per quiet spell")
     }
 }
 
