@@ -97,6 +97,11 @@ final class Mailbox<Element: Sendable>: Sendable {
         waiter?.resume(returning: element)
     }
 
+    /// Drops the queued elements that match.
+    func removeAll(where shouldRemove: (Element) -> Bool) {
+        state.withLock { $0.queue.removeAll(where: shouldRemove) }
+    }
+
     /// The next element, or nil when the calling task is cancelled.
     func next() async -> Element? {
         await withTaskCancellationHandler {

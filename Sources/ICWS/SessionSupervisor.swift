@@ -217,6 +217,8 @@ public actor SessionSupervisor {
 
     /// A 401 or transport failure on a call means the session is gone: tell the loop.
     private func noteFailure(_ error: ICWSError, on s: ICWSSession) -> ICWSError {
+        // A call cancelled because its session already ended says nothing new.
+        if Task.isCancelled { return error }
         if error.status == 401 || error.kind == .transport {
             mailbox.post(.sessionFailed(sessionId: s.sessionId, error))
         }
@@ -337,6 +339,8 @@ public actor SessionSupervisor {
                 return nil
             }
             resumable = nil
+            // Failures reported while it was cut off are about the old connections.
+            mailbox.removeAll { if case .sessionFailed(old.sessionId, _) = $0 { return true } else { return false } }
             logger.info("the network is back and the session still lives; resuming it", metadata: ["icws.host": "\(old.base)"])
             return old
         } catch {
@@ -364,7 +368,17 @@ public actor SessionSupervisor {
                 return nil
             }
             let mailbox = self.mailbox
-            group.addTask { await mailbox.next() }
+            group.addTask {
+                // Late failure reports of the session that just ended change nothing
+                // here (and a resubscribe happens anyway with the next session).
+                while let command = await mailbox.next() {
+                    switch command {
+                    case .sessionFailed, .resubscribe: continue
+                    case .reconnect, .disconnect: return command
+                    }
+                }
+                return nil
+            }
             // Whichever ends first cancels the other; a command that raced in is kept.
             var command: Command?
             for await result in group {
