@@ -8,15 +8,14 @@ import Synchronization
 /// message. glibc keeps freed memory in its arenas (one per thread that
 /// allocated), so without help the daemon's resident size stays at its peak.
 /// This calls `malloc_trim(0)`, which returns the free pages of every arena,
-/// once the work has stopped for `quiet` (or, under steady traffic that never
-/// stops, `interval` after the first work): right then after bulk work (at
-/// least `threshold` entries), and at most every `interval` after anything less.
+/// once the work has stopped for `quiet`: right then after bulk work (at least
+/// `threshold` entries), and at most every `interval` after anything less.
 public final class MemoryReclaimer: Sendable {
     private struct State {
         var pending = 0
         var lastNote: ContinuousClock.Instant?
         var lastTrim: ContinuousClock.Instant?
-        var scheduledAt: ContinuousClock.Instant?
+        var scheduled = false
         var trims = 0
     }
     private let state = Mutex(State())
@@ -38,8 +37,8 @@ public final class MemoryReclaimer: Sendable {
         let start = state.withLock { s -> Bool in
             s.pending += max(items, 1)
             s.lastNote = .now
-            guard s.scheduledAt == nil else { return false }
-            s.scheduledAt = .now
+            guard !s.scheduled else { return false }
+            s.scheduled = true
             return true
         }
         guard start else { return }
@@ -50,7 +49,7 @@ public final class MemoryReclaimer: Sendable {
         while true {
             let wait = state.withLock { s -> Duration in
                 let now = ContinuousClock.now
-                var due = min((s.lastNote ?? now) + quiet, (s.scheduledAt ?? now) + interval)
+                var due = (s.lastNote ?? now) + quiet
                 if s.pending < threshold, let last = s.lastTrim { due = max(due, last + interval) }
                 return due - now
             }
@@ -59,7 +58,7 @@ public final class MemoryReclaimer: Sendable {
         }
         state.withLock {
             $0.pending = 0
-            $0.scheduledAt = nil
+            $0.scheduled = false
         }
         _ = malloc_trim(0)
         state.withLock {
