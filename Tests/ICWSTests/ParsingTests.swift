@@ -214,3 +214,18 @@ import Testing
         }
     }
 }
+
+@Suite struct TextTests {
+    @Test func trimmedDropsOuterWhiteSpaceOnly() {
+        #expect("  a b \t\r\n".trimmed == "a b")
+        #expect("\r\n \t".trimmed == "")
+        #expect("".trimmed == "")
+        #expect("x"[...].trimmed == "x")
+    }
+
+    @Test func octalHasFourDigitsAtLeast() {
+        #expect(octal(0o600 as UInt32) == "0600")
+        #expect(octal(0o4755 as UInt32) == "4755")
+        #expect(octal(0 as Int) == "0000")
+    }
+}
