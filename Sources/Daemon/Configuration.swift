@@ -29,6 +29,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var requestTimeout: Duration = .seconds(30)
     public var stallTimeout: Duration = .seconds(90)
     public var caFile: String?
+    /// The certificates of `caFile`, read with the file.
+    public var trustRoots: TrustRoots?
     public var allowInsecureHTTP = false
     public var backoffInitial: Duration = .seconds(1)
     public var backoffCap: Duration = .seconds(60)
@@ -153,7 +155,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         if c.backoffCap < c.backoffInitial { throw fail("backoff-cap", "must not be smaller than backoff-initial") }
         if let caFile = c.caFile {
             guard FileManager.default.isReadableFile(atPath: caFile) else { throw fail("ca-file", "\(caFile) cannot be read") }
-            do { _ = try ICWSClient.trustRoots(caFile: caFile) } catch { throw fail("ca-file", error.description) }
+            do { c.trustRoots = try TrustRoots.load(pemFile: caFile) } catch { throw fail("ca-file", error.description) }
         }
         c.station = try parseStation(stationFields, file: file)
         return c
@@ -234,7 +236,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     }
 
     public var clientConfiguration: ICWSClientConfiguration {
-        ICWSClientConfiguration(caFile: caFile, requestTimeout: requestTimeout, language: language, applicationName: applicationName)
+        ICWSClientConfiguration(trustRoots: trustRoots, requestTimeout: requestTimeout, language: language, applicationName: applicationName)
     }
 }
 

@@ -74,11 +74,7 @@ public enum Daemon {
             "starting icws-bridged \(daemonVersion)",
             metadata: ["icws.servers": "\(config.servers.map(\.description).joined(separator: ","))", "icws.user": "\(config.user)", "password.source": "\(source)", "dbus.bus": "\(options.bus)"])
 
-        let client: ICWSClient
-        do { client = try ICWSClient(configuration: config.clientConfiguration, logger: logger) } catch {
-            notifier.failure(errno: 22, status: "TLS setup failed: \(error)")
-            throw DaemonExit(code: exitConfigError, description: "TLS setup failed (ca-file?): \(error)")
-        }
+        let client = ICWSClient(configuration: config.clientConfiguration, logger: logger)
         let supervisor = SessionSupervisor(
             configuration: config.supervisorConfiguration(password: password), client: client, logger: logger)
 
@@ -201,9 +197,9 @@ struct ReloadService: Service {
                 notifier.reloading()
                 do {
                     let (config, password, source) = try loadConfiguration(path: path)
-                    // New connections use a changed ca-file; language and
-                    // application-name go with the next login.
-                    try client.update(configuration: config.clientConfiguration)
+                    // New connections trust a changed ca-file (read anew on every
+                    // reload); language and application-name go with the next login.
+                    client.update(configuration: config.clientConfiguration)
                     await supervisor.update(configuration: config.supervisorConfiguration(password: password))
                     logger.info("configuration reloaded", metadata: ["password.source": "\(source)"])
                     notifier.notify(["READY=1"])

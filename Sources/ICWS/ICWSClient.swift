@@ -27,10 +27,25 @@ public enum MessagingMode: String, Sendable, CaseIterable {
     case auto, sse, poll
 }
 
+/// CA certificates trusted beside the system store: the contents of a
+/// `ca-file`, read once when the configuration is read.
+public struct TrustRoots: Sendable, Equatable {
+    let certificates: [NIOSSLCertificate]
+
+    public static func load(pemFile path: String) throws(CAFileError) -> TrustRoots {
+        let certificates: [NIOSSLCertificate]
+        do { certificates = try NIOSSLCertificate.fromPEMFile(path) } catch {
+            throw CAFileError(description: "\(path) is not a PEM certificate file (\(error))")
+        }
+        guard !certificates.isEmpty else { throw CAFileError(description: "\(path) holds no PEM certificate") }
+        return TrustRoots(certificates: certificates)
+    }
+}
+
 /// HTTP settings of the ICWS client.
 public struct ICWSClientConfiguration: Sendable {
-    /// Extra CA certificates (PEM) trusted beside the system store.
-    public var caFile: String?
+    /// Extra CA certificates trusted beside the system store.
+    public var trustRoots: TrustRoots?
     public var requestTimeout: Duration
     public var connectTimeout: Duration
     public var language: String
@@ -39,10 +54,10 @@ public struct ICWSClientConfiguration: Sendable {
     public var maxBodyBytes: Int
 
     public init(
-        caFile: String? = nil, requestTimeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(10),
+        trustRoots: TrustRoots? = nil, requestTimeout: Duration = .seconds(30), connectTimeout: Duration = .seconds(10),
         language: String = "en-us", applicationName: String = "icws-bridge", maxBodyBytes: Int = 64 << 20
     ) {
-        self.caFile = caFile
+        self.trustRoots = trustRoots
         self.requestTimeout = requestTimeout
         self.connectTimeout = connectTimeout
         self.language = language
@@ -83,9 +98,9 @@ public final class ICWSClient: Sendable {
 
     public var configuration: ICWSClientConfiguration { settings.withLock { $0.configuration } }
 
-    public init(configuration: ICWSClientConfiguration, logger: Logger) throws(CAFileError) {
+    public init(configuration: ICWSClientConfiguration, logger: Logger) {
         self.logger = logger
-        let tls = try Self.tlsConfiguration(caFile: configuration.caFile)
+        let tls = Self.tlsConfiguration(configuration.trustRoots)
         settings = Mutex(Settings(configuration: configuration, tls: tls))
         var config = HTTPClient.Configuration(
             tlsConfiguration: tls,
@@ -101,19 +116,19 @@ public final class ICWSClient: Sendable {
     }
 
     /// Applies a reloaded configuration to the requests that start from now
-    /// on (new connections use a new ca-file; open ones stay as they are).
-    /// The connect timeout stays as it was at start.
-    public func update(configuration new: ICWSClientConfiguration) throws(CAFileError) {
-        let current = settings.withLock { $0 }
-        let tls = new.caFile == current.configuration.caFile ? current.tls : try Self.tlsConfiguration(caFile: new.caFile)
-        settings.withLock { $0 = Settings(configuration: new, tls: tls) }
+    /// on (new connections trust the new CA certificates; open ones stay as
+    /// they are). The connect timeout stays as it was at start.
+    public func update(configuration new: ICWSClientConfiguration) {
+        settings.withLock { current in
+            let tls = new.trustRoots == current.configuration.trustRoots ? current.tls : Self.tlsConfiguration(new.trustRoots)
+            current = Settings(configuration: new, tls: tls)
+        }
     }
 
-    /// The system trust store plus the certificates of `caFile`, loaded now so
-    /// that a bad file is an error at start (or reload), not at every handshake.
-    static func tlsConfiguration(caFile: String?) throws(CAFileError) -> TLSConfiguration {
+    /// The system trust store plus `roots`.
+    static func tlsConfiguration(_ roots: TrustRoots?) -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
-        if let caFile { tls.additionalTrustRoots = [.certificates(try trustRoots(caFile: caFile))] }
+        if let roots { tls.additionalTrustRoots = [.certificates(roots.certificates)] }
         return tls
     }
 
@@ -123,16 +138,6 @@ public final class ICWSClient: Sendable {
         var request = request
         request.tlsConfiguration = current.tls
         return (request, current.configuration)
-    }
-
-    /// The certificates of the PEM file `caFile` (trusted besides the system's).
-    public static func trustRoots(caFile: String) throws(CAFileError) -> [NIOSSLCertificate] {
-        let certificates: [NIOSSLCertificate]
-        do { certificates = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
-            throw CAFileError(description: "\(caFile) is not a PEM certificate file (\(error))")
-        }
-        guard !certificates.isEmpty else { throw CAFileError(description: "\(caFile) holds no PEM certificate") }
-        return certificates
     }
 
     public func shutdown() async {

@@ -182,13 +182,7 @@ public final class ICWSSimulator: Sendable {
             defer { g.sessions.removeAll() }
             return Array(g.sessions.values)
         }
-        for s in sessions {
-            s.mutable.withLock {
-                $0.alive = false
-                $0.streamGeneration += 1
-            }
-            s.queue.wake()
-        }
+        sessions.forEach { $0.end() }
     }
 
     var isStopped: Bool { global.withLock { $0.stopped } }
@@ -243,13 +237,7 @@ public final class ICWSSimulator: Sendable {
             global.withLock { g in
                 for s in sessions { g.expired[s.id] = (challenge, location) }
             }
-            for s in sessions {
-                s.mutable.withLock {
-                    $0.alive = false
-                    $0.streamGeneration += 1
-                }
-                s.queue.wake()
-            }
+            sessions.forEach { $0.end() }
         case .unavailable(let alternates, let acceptHosts, let count):
             global.withLock { $0.unavailable = (alternates, acceptHosts, count) }
         case .resetStreams:
@@ -290,13 +278,7 @@ public final class ICWSSimulator: Sendable {
                 }
                 return Array(g.sessions.values)
             }
-            for s in sessions {
-                s.mutable.withLock {
-                    $0.alive = false
-                    $0.streamGeneration += 1
-                }
-                s.queue.wake()
-            }
+            sessions.forEach { $0.end() }
         case .clear:
             global.withLock {
                 $0.unavailable = nil

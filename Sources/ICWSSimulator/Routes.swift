@@ -210,11 +210,7 @@ extension ICWSSimulator {
             return json(.ok, ["connectionState": 1, "reason": ""])
         case (.delete, "connection"):
             global.withLock { _ = $0.sessions.removeValue(forKey: session.id) }
-            session.mutable.withLock {
-                $0.alive = false
-                $0.streamGeneration += 1
-            }
-            session.queue.wake()
+            session.end()
             return Response(status: .ok)
         case (.put, "connection/station"):
             return putStation(session, body: body)

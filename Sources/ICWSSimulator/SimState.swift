@@ -87,6 +87,15 @@ final class SimSession: Sendable {
     }
     let mutable = Mutex(Mutable())
 
+    /// The session is over: its streams close and its requests get 401.
+    func end() {
+        mutable.withLock {
+            $0.alive = false
+            $0.streamGeneration += 1
+        }
+        queue.wake()
+    }
+
     init(id: String, csrf: String, cookieValue: String, userId: String, host: String) {
         self.id = id
         self.csrf = csrf

@@ -264,10 +264,27 @@ struct DaemonRig {
         wary.notify.stop()
         wary.bus.stop()
 
-        // A certificate that does not name the host of the server URL.
+        // A CA rotated in place (same ca-file path, new contents) is read on reload.
         let other = dir.appendingPathComponent("other")
         try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
         let elsewhere = try await TestCertificates.make(in: other, names: ["cic.example.net"])
+        let rotating = dir.appendingPathComponent("rotating.pem").path
+        try FileManager.default.copyItem(atPath: elsewhere.caCertificate, toPath: rotating)
+        let rotated = try await DaemonRig.start(config: "ca-file = \(rotating)", server: url, sim: sim)
+        try await eventually("the old CA is not trusted") {
+            (try? await rotated.property(BridgeNames.session, "LastError"))?.contains("certificate is not trusted") == true
+        }
+        try FileManager.default.removeItem(atPath: rotating)
+        try FileManager.default.copyItem(atPath: certs.caCertificate, toPath: rotating)
+        rotated.daemon.signal(SIGHUP)
+        try await eventually("connected after the rotation", timeout: .seconds(20)) {
+            (try? await rotated.property(BridgeNames.session, "State")) == "u 2"
+        }
+        await rotated.daemon.stop()
+        rotated.notify.stop()
+        rotated.bus.stop()
+
+        // A certificate that does not name the host of the server URL.
         let misnamedSim = try await startSimulator { $0.tls = (elsewhere.serverCertificate, elsewhere.serverKey) }
         let misnamed = try await DaemonRig.start(
             config: "ca-file = \(elsewhere.caCertificate)", server: "https://127.0.0.1:\(misnamedSim.port)", sim: misnamedSim)

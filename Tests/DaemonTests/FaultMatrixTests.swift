@@ -39,6 +39,30 @@ final class SequenceSubscriber: Sendable {
     func close() { connection.close() }
 }
 
+/// Numbered alerting messages queued to every session of icws-sim, and which
+/// simulator sequence number carried which of our numbers.
+struct NumberedTraffic {
+    let sim: ICWSSimulator
+    /// The number of the last message sent.
+    private(set) var last: UInt64 = 0
+    private var bySimSequence: [UInt64: UInt64] = [:]
+
+    init(_ sim: ICWSSimulator) { self.sim = sim }
+
+    mutating func send(_ n: Int) {
+        for _ in 0..<n {
+            last += 1
+            for simSeq in sim.emit([
+                "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
+                "alertingInteractionDetails": [["interactionId": .string("n\(last)"), "alertAction": 2, "attributes": ["Seq": .string(String(last))]]],
+            ]) { bySimSequence[simSeq] = last }
+        }
+    }
+
+    /// Our numbers that icws-sim handed to a live session.
+    var handedOut: Set<UInt64> { Set(sim.deliveries.compactMap { bySimSequence[$0.sequence] }) }
+}
+
 /// Every fault icws-sim can inject, against the real daemon: afterwards the
 /// session, subscriptions, station and ready flag are back, and every numbered
 /// message the simulator handed to a live session reached the bus exactly once, in order.
@@ -61,23 +85,13 @@ final class SequenceSubscriber: Sendable {
         let rig = try await DaemonRig.start(config: "station-type = workstation\nstation-workstation = 7001\nstation-ready = yes\nbackoff-initial = 200ms\nbackoff-cap = 1s")
         let sub = try await SequenceSubscriber(bus: rig.bus)
         try await eventually("station ready") { rig.sim.currentStation?.readyForInteractions == true }
-        var seq: UInt64 = 0
-        var bySimSequence: [UInt64: UInt64] = [:]
-        func send(_ n: Int) {
-            for _ in 0..<n {
-                seq += 1
-                for simSeq in rig.sim.emit([
-                    "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
-                    "alertingInteractionDetails": [["interactionId": .string("f\(seq)"), "alertAction": 2, "attributes": ["Seq": .string(String(seq))]]],
-                ]) { bySimSequence[simSeq] = seq }
-            }
-        }
+        var traffic = NumberedTraffic(rig.sim)
         for (name, fault) in Self.faults {
-            send(20)
+            traffic.send(20)
             // Nothing in flight when the fault hits: what a connection that breaks or
             // closes abruptly swallows cannot be replayed (the daemon re-subscribes for
             // fresh snapshots instead), so that is not what is counted here.
-            let quiet = seq
+            let quiet = traffic.last
             try await eventually("\(name): quiet before the fault") { sub.all.last == quiet }
             if case .unavailable = fault {
                 // 503 matters at login: the next login needs the alternate.
@@ -88,7 +102,7 @@ final class SequenceSubscriber: Sendable {
             } else {
                 rig.sim.inject(fault)
             }
-            send(20)
+            traffic.send(20)
             if case .stall = fault { try await endStallAfterReopen(rig) }
             try await eventually("\(name): session, station and ready back", timeout: .seconds(20)) {
                 let state = try? await rig.property(BridgeNames.session, "State")
@@ -101,15 +115,15 @@ final class SequenceSubscriber: Sendable {
                     && paths.contains { $0.contains("/configuration/users/") }
             }
             if case .unavailable = fault { rig.sim.inject(.clear) }
-            send(20)
-            let last = seq
+            traffic.send(20)
+            let last = traffic.last
             try await eventually("\(name): the last message on the bus") { sub.all.last == last }
             // What the simulator handed to a live session reached the bus once, in order.
-            let handedOut = rig.sim.deliveries.compactMap { bySimSequence[$0.sequence] }
+            let handedOut = traffic.handedOut
             let got = sub.all
             #expect(Set(got).count == got.count, "\(name): a message arrived twice")
             #expect(got == got.sorted(), "\(name): messages out of order")
-            let missing = Set(handedOut).subtracting(got)
+            let missing = handedOut.subtracting(got)
             #expect(missing.isEmpty, "\(name): handed out but not on the bus: \(missing.sorted().prefix(10))")
         }
         #expect(rig.daemon.poll() == nil, "the daemon is still running")
@@ -140,23 +154,16 @@ final class SequenceSubscriber: Sendable {
             return true
         }.map(Fault.sim) + [.tcpReset, .networkOutage]
         var counts: [String: Int] = [:]
-        var seq: UInt64 = 0
-        var bySimSequence: [UInt64: UInt64] = [:]
+        var traffic = NumberedTraffic(sim)
         var rng = SystemRandomNumberGenerator()
         let start = ContinuousClock.now
         var nextFault = start + .seconds(10)
         var rss: [String] = []
         while ContinuousClock.now - start < .seconds(seconds) {
-            for _ in 0..<20 {
-                seq += 1
-                for simSeq in rig.sim.emit([
-                    "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
-                    "alertingInteractionDetails": [["interactionId": .string("s\(seq)"), "alertAction": 2, "attributes": ["Seq": .string(String(seq))]]],
-                ]) { bySimSequence[simSeq] = seq }
-            }
+            traffic.send(20)
             if ContinuousClock.now >= nextFault {
                 let fault = faults.randomElement(using: &rng) ?? .tcpReset
-                let quiet = seq
+                let quiet = traffic.last
                 try await eventually("quiet before the fault") { sub.all.last == quiet }
                 switch fault {
                 case .sim(let f):
@@ -181,16 +188,12 @@ final class SequenceSubscriber: Sendable {
         try await eventually("back at the end", timeout: .seconds(30)) {
             rig.sim.liveSessionIds.count == 1 && rig.sim.currentStation?.readyForInteractions == true
         }
-        seq += 1
-        let last = seq
-        for simSeq in rig.sim.emit([
-            "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
-            "alertingInteractionDetails": [["interactionId": .string("s\(last)"), "alertAction": 2, "attributes": ["Seq": .string(String(last))]]],
-        ]) { bySimSequence[simSeq] = last }
+        traffic.send(1)
+        let last = traffic.last
         try await eventually("the last message on the bus") { sub.all.last == last }
-        let handedOut = Set(rig.sim.deliveries.compactMap { bySimSequence[$0.sequence] })
+        let handedOut = traffic.handedOut
         let got = sub.all
-        print("soak: \(Int(seconds)) s, \(seq) messages, \(handedOut.count) handed to live sessions, \(got.count) on the bus; faults: \(counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); RSS: \(rss.joined(separator: ", "))")
+        print("soak: \(Int(seconds)) s, \(last) messages, \(handedOut.count) handed to live sessions, \(got.count) on the bus; faults: \(counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); RSS: \(rss.joined(separator: ", "))")
         #expect(Set(got).count == got.count, "a message arrived twice")
         #expect(got == got.sorted(), "messages out of order")
         #expect(handedOut.subtracting(got).isEmpty, "lost: \(handedOut.subtracting(got).sorted().prefix(10))")
@@ -232,20 +235,10 @@ func endStallAfterReopen(_ rig: DaemonRig) async throws {
             serverPort: proxy.port, sim: sim)
         let sub = try await SequenceSubscriber(bus: rig.bus)
         try await eventually("station ready") { sim.currentStation?.readyForInteractions == true }
-        var seq: UInt64 = 0
-        var bySimSequence: [UInt64: UInt64] = [:]
-        func send(_ n: Int) {
-            for _ in 0..<n {
-                seq += 1
-                for simSeq in sim.emit([
-                    "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
-                    "alertingInteractionDetails": [["interactionId": .string("p\(seq)"), "alertAction": 2, "attributes": ["Seq": .string(String(seq))]]],
-                ]) { bySimSequence[simSeq] = seq }
-            }
-        }
+        var traffic = NumberedTraffic(sim)
         for round in 1...3 {
-            send(20)
-            let quiet = seq
+            traffic.send(20)
+            let quiet = traffic.last
             try await eventually("round \(round): quiet") { sub.all.last == quiet }
             let streamsBefore = sim.requests.filter { $0.path.hasSuffix("/messaging/messages") }.count
             proxy.resetAll()
@@ -259,11 +252,11 @@ func endStallAfterReopen(_ rig: DaemonRig) async throws {
                 let state = try? await rig.property(BridgeNames.session, "State")
                 return state == "u 2" && sim.currentStation?.readyForInteractions == true
             }
-            send(20)
-            let last = seq
+            traffic.send(20)
+            let last = traffic.last
             try await eventually("round \(round): delivered after the reset", timeout: .seconds(20)) { sub.all.last == last }
         }
-        let handedOut = Set(sim.deliveries.compactMap { bySimSequence[$0.sequence] })
+        let handedOut = traffic.handedOut
         let got = sub.all
         #expect(Set(got).count == got.count && got == got.sorted())
         #expect(handedOut.subtracting(got).isEmpty, "lost: \(handedOut.subtracting(got).sorted().prefix(10))")
@@ -299,18 +292,9 @@ func endStallAfterReopen(_ rig: DaemonRig) async throws {
         #expect(sim.loginCount == 1)
         #expect(rig.log.contains("resuming it"))
         // Messages flow on it.
-        var seq: UInt64 = 0
-        func send(_ n: Int) {
-            for _ in 0..<n {
-                seq += 1
-                sim.emit([
-                    "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
-                    "alertingInteractionDetails": [["interactionId": .string("n\(seq)"), "alertAction": 2, "attributes": ["Seq": .string(String(seq))]]],
-                ])
-            }
-        }
-        send(10)
-        let afterOutage = seq
+        var traffic = NumberedTraffic(sim)
+        traffic.send(10)
+        let afterOutage = traffic.last
         try await eventually("delivered after the outage") { sub.all.last == afterOutage }
 
         // This time the server forgets the session while the network is out.
@@ -323,8 +307,8 @@ func endStallAfterReopen(_ rig: DaemonRig) async throws {
             (try? await rig.property(BridgeNames.session, "State")) == "u 2" && sim.loginCount == 2 && sim.currentStation?.readyForInteractions == true
         }
         #expect(sim.liveSessionIds.count == 1 && sim.liveSessionIds != first)
-        send(10)
-        let afterRestart = seq
+        traffic.send(10)
+        let afterRestart = traffic.last
         try await eventually("delivered on the new session") { sub.all.last == afterRestart }
         sub.close()
         proxy.stop()

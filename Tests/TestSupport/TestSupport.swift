@@ -126,7 +126,7 @@ public struct SupervisorHarness: Sendable {
         _ configure: (inout SupervisorConfiguration) -> Void = { _ in }
     ) throws -> SupervisorHarness {
         let logs = LogCapture()
-        let client = try ICWSClient(configuration: .init(requestTimeout: .seconds(5)), logger: logs.logger("icws.http"))
+        let client = ICWSClient(configuration: .init(requestTimeout: .seconds(5)), logger: logs.logger("icws.http"))
         guard let base = ServerURL(string: "http://\(host):\(sim.port)") else { throw TimeoutError(description: "bad url") }
         var config = SupervisorConfiguration(servers: [base], userId: "agent", password: Secret(password))
         config.stallTimeout = .seconds(2)
