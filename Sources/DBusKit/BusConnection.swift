@@ -591,7 +591,7 @@ func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
         return nil
     }, box)
     if rc != 0 {
-        Unmanaged<AnyObject>.fromOpaque(box).release()
+        Unmanaged<Box>.fromOpaque(box).release()
         return false
     }
     return true

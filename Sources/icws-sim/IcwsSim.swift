@@ -84,9 +84,9 @@ struct IcwsSim: AsyncParsableCommand {
         config.seed = seed
         if let tlsCert, let tlsKey { config.tls = (tlsCert, tlsKey) }
         let sim = ICWSSimulator(configuration: config)
-        let bound = try await sim.start()
+        _ = try await sim.start()
         // Unbuffered, so that a script reading a pipe sees the port at once.
-        FileHandle.standardOutput.write(Data("icws-sim listening on \(config.tls == nil ? "http" : "https")://\(host):\(bound)\n".utf8))
+        FileHandle.standardOutput.write(Data("icws-sim listening on \(sim.baseURL)\n".utf8))
         try await sim.run()
     }
 }
