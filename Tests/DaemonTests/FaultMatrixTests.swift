@@ -140,12 +140,7 @@ struct NumberedTraffic {
         let seconds = Double(ProcessInfo.processInfo.environment["ICWS_SOAK_SECONDS"] ?? "") ?? 60
         // Through a proxy, so that the network can fail too: TCP resets, and
         // the server's host out of reach for 1.5 s.
-        let sim = try await startSimulator()
-        let proxy = try ResettingProxy(targetPort: sim.port)
-        let rig = try await DaemonRig.start(
-            config: "station-type = workstation\nstation-workstation = 7001\nstation-ready = yes\nbackoff-initial = 200ms\nbackoff-cap = 2s",
-            serverPort: proxy.port, sim: sim)
-        let sub = try await SequenceSubscriber(bus: rig.bus)
+        let (sim, proxy, rig, sub) = try await startBehindProxy(backoffCap: "2s")
         try await eventually("station ready") { rig.sim.currentStation?.readyForInteractions == true }
         enum Fault { case sim(SimFault), tcpReset, networkOutage }
         let faults: [Fault] = FaultMatrixTests.faults.map(\.1).filter {
@@ -225,15 +220,22 @@ func endStallAfterReopen(_ rig: DaemonRig) async throws {
     rig.sim.inject(.clear)
 }
 
+/// icws-sim, a ResettingProxy in front of it, the daemon talking through the
+/// proxy with a workstation that goes ready, and a subscriber counting the
+/// numbered signals.
+func startBehindProxy(backoffCap: String) async throws -> (ICWSSimulator, ResettingProxy, DaemonRig, SequenceSubscriber) {
+    let sim = try await startSimulator()
+    let proxy = try ResettingProxy(targetPort: sim.port)
+    let rig = try await DaemonRig.start(
+        config: "station-type = workstation\nstation-workstation = 7001\nstation-ready = yes\nbackoff-initial = 200ms\nbackoff-cap = \(backoffCap)",
+        serverPort: proxy.port, sim: sim)
+    return (sim, proxy, rig, try await SequenceSubscriber(bus: rig.bus))
+}
+
 /// TCP resets from a proxy between the daemon and icws-sim.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct ProxyResetTests {
     @Test func tcpResetsMidStreamEndRestored() async throws {
-        let sim = try await startSimulator()
-        let proxy = try ResettingProxy(targetPort: sim.port)
-        let rig = try await DaemonRig.start(
-            config: "station-type = workstation\nstation-workstation = 7001\nstation-ready = yes\nbackoff-initial = 200ms\nbackoff-cap = 1s",
-            serverPort: proxy.port, sim: sim)
-        let sub = try await SequenceSubscriber(bus: rig.bus)
+        let (sim, proxy, rig, sub) = try await startBehindProxy(backoffCap: "1s")
         try await eventually("station ready") { sim.currentStation?.readyForInteractions == true }
         var traffic = NumberedTraffic(sim)
         for round in 1...3 {
@@ -271,12 +273,7 @@ func endStallAfterReopen(_ rig: DaemonRig) async throws {
     /// session instead of leaving it orphaned on the server beside a new one.
     /// If the server dropped the session meanwhile, it logs in anew.
     @Test func networkOutageResumesTheSameSession() async throws {
-        let sim = try await startSimulator()
-        let proxy = try ResettingProxy(targetPort: sim.port)
-        let rig = try await DaemonRig.start(
-            config: "station-type = workstation\nstation-workstation = 7001\nstation-ready = yes\nbackoff-initial = 200ms\nbackoff-cap = 1s",
-            serverPort: proxy.port, sim: sim)
-        let sub = try await SequenceSubscriber(bus: rig.bus)
+        let (sim, proxy, rig, sub) = try await startBehindProxy(backoffCap: "1s")
         try await eventually("station ready") { sim.currentStation?.readyForInteractions == true }
         let first = sim.liveSessionIds
         #expect(first.count == 1 && sim.loginCount == 1)
