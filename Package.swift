@@ -39,9 +39,10 @@ let package = Package(
         .target(
             name: "DBusKit",
             dependencies: ["CDBus", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "BridgeContract", dependencies: ["ICWSProtocol", "DBusKit"]),
         .target(
             name: "Bridge",
-            dependencies: ["ICWS", "DBusKit", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["BridgeContract", "ICWS", "DBusKit", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "Systemd",
             dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]),
@@ -86,7 +87,7 @@ let package = Package(
             name: "icws-bench",
             dependencies: ["TestSupport", "ICWSSimulator", "ICWS", "DBusKit", "Bridge", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/icws-bench"),
-        .executableTarget(name: "icws-fuzz", dependencies: ["ICWSProtocol"], path: "Tests/Fuzz/Driver"),
+        .executableTarget(name: "icws-fuzz", dependencies: ["ICWSProtocol", "BridgeContract", "DBusKit", "CDBus"], path: "Tests/Fuzz/Driver"),
         .target(
             name: "TestSupport",
             dependencies: ["ICWSSimulator", "ICWS", "DBusKit", .product(name: "Logging", package: "swift-log")],

@@ -59,10 +59,11 @@ public final class BridgeService: Sendable {
     }
 
     private func sessionProperties(_ s: SessionStatus) -> [(String, DBusValue)] {
+        // Server text (display name, reasons) is cut to one short line here.
         [
-            ("State", .uint32(s.state.rawValue)), ("Server", .string(s.server)), ("UserId", .string(s.userId)),
-            ("UserDisplayName", .string(s.userDisplayName)), ("MessagingMode", .string(s.messagingMode)),
-            ("LastError", .string(s.lastError)), ("ReconnectCount", .uint32(s.reconnectCount)),
+            ("State", .uint32(s.state.rawValue)), ("Server", .string(s.server)), ("UserId", .string(s.userId.singleLine(maxBytes: 1024))),
+            ("UserDisplayName", .string(s.userDisplayName.singleLine(maxBytes: 1024))), ("MessagingMode", .string(s.messagingMode)),
+            ("LastError", .string(s.lastError.singleLine(maxBytes: 2048))), ("ReconnectCount", .uint32(s.reconnectCount)),
         ]
     }
 
@@ -157,24 +158,29 @@ public final class BridgeService: Sendable {
             countSignal()
             try object.setProperty(BridgeNames.station, "Info", ContractMaps.stationInfo(m.newStationInfo))
         case .interactionAlerting(let m):
-            try object.emit(
-                BridgeNames.interactions, "InteractionAlerting",
-                [.vardicts(m.details.map(ContractMaps.alertDetail)), .bool(m.isDelta)])
-            countSignal()
-            let current = state.withLock { s -> [InteractionAlertDetail] in
-                s.alerting.apply(m)
-                return s.alerting.current
+            // Past 8 MiB one message becomes several signals, in order: the first
+            // keeps is_delta, the rest say true.
+            for (i, run) in SignalSplitter.runs(m.details.map(ContractMaps.alertDetail)).enumerated() {
+                try object.emit(BridgeNames.interactions, "InteractionAlerting", [.vardicts(run), .bool(i == 0 ? m.isDelta : true)])
+                countSignal()
             }
-            try object.setProperty(BridgeNames.interactions, "Alerting", .vardicts(current.map(ContractMaps.alertDetail)))
+            let count = state.withLock { s -> Int in
+                s.alerting.apply(m)
+                return s.alerting.count
+            }
+            try publishAlerting(count: count)
         case .users(let m):
             let count = state.withLock { s -> Int in
                 s.users.apply(m)
                 return s.users.count
             }
-            try object.emit(
-                BridgeNames.users, "UsersChanged",
-                [.vardicts(m.added.map(ContractMaps.user)), .vardicts(m.changed.map(ContractMaps.user)), .strings(m.removed), .bool(m.isDelta)])
-            countSignal()
+            for args in SignalSplitter.usersChanged(
+                added: m.added.map(ContractMaps.user), changed: m.changed.map(ContractMaps.user), removed: m.removed,
+                isDelta: m.isDelta)
+            {
+                try object.emit(BridgeNames.users, "UsersChanged", args)
+                countSignal()
+            }
             try object.setProperty(BridgeNames.users, "Count", .uint32(UInt32(clamping: count)))
         case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .unknown:
             break
@@ -182,4 +188,20 @@ public final class BridgeService: Sendable {
     }
 
     private func countSignal() { state.withLock { $0.signalsEmitted += 1 } }
+
+    /// `Alerting` carries its value in `PropertiesChanged` while the set is
+    /// small; a large one is announced as invalidated and read on demand, so
+    /// that a burst of N alerting interactions costs O(N), not O(N²).
+    private func publishAlerting(count: Int) throws(BusError) {
+        if count <= BusLimits.propertyValueEntries {
+            let value = DBusValue.vardicts(state.withLock { $0.alerting.current }.map(ContractMaps.alertDetail))
+            if value.encodedSizeBound <= BusLimits.propertyValueBytes {
+                try object.setProperty(BridgeNames.interactions, "Alerting", value)
+                return
+            }
+        }
+        try object.invalidateProperty(BridgeNames.interactions, "Alerting") { [weak self] in
+            .vardicts((self?.state.withLock { $0.alerting.current } ?? []).map(ContractMaps.alertDetail))
+        }
+    }
 }

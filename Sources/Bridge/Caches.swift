@@ -1,78 +1,99 @@
 import DBusKit
 import ICWS
 
+/// Values in insertion order with O(1) lookup, update and removal: removed
+/// slots are left empty and compacted once they are half the store, so a
+/// burst of N changes costs O(N), not O(N²).
+struct OrderedStore<Value: Sendable>: Sendable {
+    private var index: [String: Int] = [:]
+    private var slots: [Value?] = []
+
+    var count: Int { index.count }
+    var values: [Value] { slots.compactMap { $0 } }
+
+    subscript(id: String) -> Value? { index[id].flatMap { slots[$0] } }
+
+    /// Replaces the value of `id` in place, or appends it.
+    mutating func upsert(_ id: String, _ value: Value) {
+        if let i = index[id] {
+            slots[i] = value
+        } else {
+            index[id] = slots.count
+            slots.append(value)
+        }
+    }
+
+    mutating func remove(_ id: String) {
+        guard let i = index.removeValue(forKey: id) else { return }
+        slots[i] = nil
+        if slots.count > 64 && index.count < slots.count / 2 { compact() }
+    }
+
+    private mutating func compact() {
+        var live: [Value?] = []
+        live.reserveCapacity(index.count)
+        var moved: [String: Int] = [:]
+        moved.reserveCapacity(index.count)
+        let byPosition = index.sorted { $0.value < $1.value }
+        for (id, i) in byPosition {
+            moved[id] = live.count
+            live.append(slots[i])
+        }
+        slots = live
+        index = moved
+    }
+
+    mutating func removeAll() {
+        index.removeAll()
+        slots.removeAll()
+    }
+}
+
 /// The interactions alerting now. StartAlerting (and "none") upserts,
 /// StopAlerting removes, isDelta false replaces everything.
 public struct AlertingCache: Sendable {
-    private var order: [String] = []
-    private var details: [String: InteractionAlertDetail] = [:]
+    private var store = OrderedStore<InteractionAlertDetail>()
 
     public init() {}
 
     public mutating func apply(_ m: InteractionAlertingMessage) {
-        if !m.isDelta {
-            order.removeAll()
-            details.removeAll()
-        }
+        if !m.isDelta { store.removeAll() }
         for d in m.details {
-            if d.alertAction == 2 {
-                if details.removeValue(forKey: d.interactionId) != nil { order.removeAll { $0 == d.interactionId } }
-            } else {
-                if details[d.interactionId] == nil { order.append(d.interactionId) }
-                details[d.interactionId] = d
-            }
+            if d.alertAction == 2 { store.remove(d.interactionId) } else { store.upsert(d.interactionId, d) }
         }
     }
 
-    public mutating func clear() {
-        order.removeAll()
-        details.removeAll()
-    }
+    public mutating func clear() { store.removeAll() }
 
-    public var current: [InteractionAlertDetail] { order.compactMap { details[$0] } }
-    public var count: Int { order.count }
+    public var current: [InteractionAlertDetail] { store.values }
+    public var count: Int { store.count }
 }
 
 /// The user directory. isDelta false replaces it with `added`; deltas add,
 /// merge changed properties (a null removes one) and drop removed ids.
 public struct UsersCache: Sendable {
-    private var order: [String] = []
-    private var index: [String: Int] = [:]
-    private var users: [UserEntry?] = []
+    private var store = OrderedStore<UserEntry>()
 
     public init() {}
 
     public mutating func apply(_ m: UsersMessage) {
-        if !m.isDelta { clear() }
+        if !m.isDelta { store.removeAll() }
         for u in m.added { upsert(u, merge: false) }
         for u in m.changed { upsert(u, merge: true) }
-        if !m.removed.isEmpty {
-            let gone = Set(m.removed)
-            for id in gone {
-                if let i = index.removeValue(forKey: id) { users[i] = nil }
-            }
-            order.removeAll { gone.contains($0) }
-            if users.count > 64 && order.count < users.count / 2 { compact() }
-        }
+        for id in m.removed { store.remove(id) }
     }
 
     private mutating func upsert(_ u: UserEntry, merge: Bool) {
-        if let i = index[u.id], var existing = users[i] {
-            if merge {
-                if let d = u.displayName { existing.displayName = d }
-                for (k, v) in u.properties {
-                    existing.properties.removeAll { $0.0 == k }
-                    if !v.isNull { existing.properties.append((k, v)) }
-                }
-                users[i] = existing
-            } else {
-                users[i] = stripped(u)
-            }
-        } else {
-            index[u.id] = users.count
-            users.append(stripped(u))
-            order.append(u.id)
+        guard merge, var existing = store[u.id] else {
+            store.upsert(u.id, stripped(u))
+            return
         }
+        if let d = u.displayName { existing.displayName = d }
+        for (k, v) in u.properties {
+            existing.properties.removeAll { $0.0 == k }
+            if !v.isNull { existing.properties.append((k, v)) }
+        }
+        store.upsert(u.id, existing)
     }
 
     private func stripped(_ u: UserEntry) -> UserEntry {
@@ -81,20 +102,9 @@ public struct UsersCache: Sendable {
         return copy
     }
 
-    private mutating func compact() {
-        let live = order.compactMap { id in index[id].flatMap { users[$0] } }
-        users = live
-        index = [:]
-        for (i, u) in live.enumerated() { index[u.id] = i }
-    }
+    public mutating func clear() { store.removeAll() }
 
-    public mutating func clear() {
-        order.removeAll()
-        index.removeAll()
-        users.removeAll()
-    }
-
-    public var count: Int { order.count }
-    public var all: [UserEntry] { order.compactMap { id in index[id].flatMap { users[$0] } } }
-    public func user(_ id: String) -> UserEntry? { index[id].flatMap { users[$0] } }
+    public var count: Int { store.count }
+    public var all: [UserEntry] { store.values }
+    public func user(_ id: String) -> UserEntry? { store[id] }
 }

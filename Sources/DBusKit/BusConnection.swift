@@ -68,6 +68,16 @@ public final class BusConnection: Sendable {
     private let objects = Mutex<[String: BusObject]>([:])
     private let signalStreams = Mutex<[UInt64: AsyncStream<SignalMessage>.Continuation]>([:])
     private let disconnectHandlers = Mutex<[@Sendable () -> Void]>([])
+    /// Method calls whose reply is not sent yet (bounded: a caller that floods
+    /// the daemon with calls gets LimitsExceeded, not an ever-growing backlog).
+    private let callsInFlight = Atomic<Int>(0)
+    static let maxCallsInFlight = 512
+    /// The largest message the bus takes: `max_message_size` of dbus-daemon's
+    /// system and session configurations (32 MiB). A bus drops a client that
+    /// sends more, so replies and signals past it are refused here first.
+    public static let maxMessageBytes = 32 << 20
+    /// Room kept for the header (names, path, signature) below `maxMessageBytes`.
+    static let headerSlack = 64 * 1024
 
     struct Shared {
         var work: [@Sendable (OpaquePointer) -> Void] = []
@@ -404,14 +414,27 @@ public final class BusConnection: Sendable {
             return DBUS_HANDLER_RESULT_HANDLED
         }
         let ref = MessageRef(pointer: dbus_message_ref(message))
-        guard let args = DBusValue.readAll(message) else {
-            reply(to: ref, .failure(.invalidArgs("arguments of a type this service does not accept")))
+        let signature = Self.string(dbus_message_get_signature(message))
+        // Only the header is looked at here: a call of the wrong signature is
+        // refused before its arguments are read, and the arguments of a good one
+        // are read by the handler's task, so no message holds the bus thread.
+        if let expected = object.expectedSignature(interface: interface, member: member), expected != signature {
+            reply(to: ref, .failure(.invalidArgs("\(interface.isEmpty ? "" : interface + ".")\(member) takes (\(expected)), not (\(signature.prefix(64)))")))
             return DBUS_HANDLER_RESULT_HANDLED
         }
-        let call = MethodCall(
-            sender: Self.string(dbus_message_get_sender(message)), path: path, interface: interface, member: member,
-            signature: Self.string(dbus_message_get_signature(message)), arguments: args)
+        guard callsInFlight.add(1, ordering: .relaxed).newValue <= Self.maxCallsInFlight else {
+            callsInFlight.subtract(1, ordering: .relaxed)
+            reply(to: ref, .failure(.limitsExceeded("too many calls in flight; try again later")))
+            return DBUS_HANDLER_RESULT_HANDLED
+        }
+        let sender = Self.string(dbus_message_get_sender(message))
         Task {
+            defer { self.callsInFlight.subtract(1, ordering: .relaxed) }
+            guard let args = DBusValue.readAll(ref.pointer) else {
+                self.reply(to: ref, .failure(.invalidArgs("arguments of a type this service does not accept")))
+                return
+            }
+            let call = MethodCall(sender: sender, path: path, interface: interface, member: member, signature: signature, arguments: args)
             let result = await object.handle(call)
             self.reply(to: ref, result)
         }
@@ -428,37 +451,49 @@ public final class BusConnection: Sendable {
         return names.sorted()
     }
 
-    /// Sends the one reply of a method call (values or error), then drops the call.
+    /// Sends the one reply of a method call (values or error), then drops the
+    /// call. The reply is built on the calling thread: only the send is the
+    /// bus thread's, so a large reply never holds it.
     func reply(to call: MessageRef, _ result: Result<[DBusValue], BusError>) {
-        let logger = self.logger
-        let accepted = submit { conn in
-            defer { dbus_message_unref(call.pointer) }
-            if dbus_message_get_no_reply(call.pointer) != 0 { return }
-            var replyMessage: OpaquePointer?
-            switch result {
-            case .success(let values):
-                replyMessage = dbus_message_new_method_return(call.pointer)
-                if let m = replyMessage {
-                    do { try DBusValue.appendAll(values, to: m) } catch {
-                        logger.error("cannot encode a reply", metadata: ["error": "\(error)"])
-                        dbus_message_unref(m)
-                        replyMessage = Self.errorMessage(for: call.pointer, .failed("internal error encoding the reply"))
-                    }
+        defer { dbus_message_unref(call.pointer) }
+        if dbus_message_get_no_reply(call.pointer) != 0 { return }
+        var replyMessage: OpaquePointer?
+        switch Self.checkedSize(result) {
+        case .success(let values):
+            replyMessage = dbus_message_new_method_return(call.pointer)
+            if let m = replyMessage {
+                do { try DBusValue.appendAll(values, to: m) } catch {
+                    logger.error("cannot encode a reply", metadata: ["error": "\(error)"])
+                    dbus_message_unref(m)
+                    replyMessage = Self.errorMessage(for: call.pointer, .failed("internal error encoding the reply"))
                 }
-            case .failure(let error):
-                replyMessage = Self.errorMessage(for: call.pointer, error)
             }
-            guard let m = replyMessage else { return }
-            dbus_connection_send(conn, m, nil)
-            dbus_message_unref(m)
+        case .failure(let error):
+            replyMessage = Self.errorMessage(for: call.pointer, error)
         }
-        if !accepted { dbus_message_unref(call.pointer) }
+        guard let m = replyMessage else { return }
+        let ref = MessageRef(pointer: m)
+        let accepted = submit { conn in
+            dbus_connection_send(conn, ref.pointer, nil)
+            dbus_message_unref(ref.pointer)
+        }
+        if !accepted { dbus_message_unref(m) }
+    }
+
+    /// A reply that would pass the bus's limit becomes LimitsExceeded.
+    static func checkedSize(_ result: Result<[DBusValue], BusError>) -> Result<[DBusValue], BusError> {
+        guard case .success(let values) = result else { return result }
+        let size = values.reduce(0) { $0 + $1.encodedSizeBound }
+        guard size > maxMessageBytes - headerSlack else { return result }
+        return .failure(.limitsExceeded("the reply would be about \(size >> 20) MiB, more than a D-Bus message may carry (\(maxMessageBytes >> 20) MiB)"))
     }
 
     static func errorMessage(for call: OpaquePointer, _ error: BusError) -> OpaquePointer? {
         let valid = error.name.withCString { dbus_validate_error_name($0, nil) } != 0
         let name = valid ? error.name : "org.freedesktop.DBus.Error.Failed"
-        return name.withCString { n in DBusValue.sanitized(error.message).withCString { dbus_message_new_error(call, n, $0) } }
+        // An error message is text for a person: a few KiB at most, whatever it quotes.
+        let message = error.message.utf8.count > 4096 ? String(decoding: error.message.utf8.prefix(4096), as: UTF8.self) + "…" : error.message
+        return name.withCString { n in DBusValue.sanitized(message).withCString { dbus_message_new_error(call, n, $0) } }
     }
 
     // MARK: Server side
@@ -490,6 +525,10 @@ public final class BusConnection: Sendable {
             interface.withCString({ dbus_validate_interface($0, nil) }) != 0,
             member.withCString({ dbus_validate_member($0, nil) }) != 0
         else { throw .invalidArgs("invalid signal path, interface or member") }
+        let size = arguments.reduce(0) { $0 + $1.encodedSizeBound }
+        guard size <= Self.maxMessageBytes - Self.headerSlack else {
+            throw .limitsExceeded("signal \(member) would be about \(size >> 20) MiB, more than a D-Bus message may carry")
+        }
         guard let m = dbus_message_new_signal(path, interface, member) else { throw .failed("out of memory") }
         do { try DBusValue.appendAll(arguments, to: m) } catch {
             dbus_message_unref(m)

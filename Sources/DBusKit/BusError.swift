@@ -10,6 +10,10 @@ public struct BusError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(name): \(message)" }
 
+    public static func limitsExceeded(_ message: String) -> BusError {
+        BusError(name: "org.freedesktop.DBus.Error.LimitsExceeded", message: message)
+    }
+
     public static func invalidArgs(_ message: String) -> BusError {
         BusError(name: "org.freedesktop.DBus.Error.InvalidArgs", message: message)
     }

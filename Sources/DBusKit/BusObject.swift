@@ -13,6 +13,8 @@ public final class BusObject: Sendable {
     private let handlers = Mutex<[String: Handler]>([:])
     private let setters = Mutex<[String: Setter]>([:])
     private let properties = Mutex<[String: [String: DBusValue]]>([:])
+    /// Properties announced as invalidated: read on demand by Get and GetAll.
+    private let getters = Mutex<[String: @Sendable () -> DBusValue]>([:])
     private let connection = Mutex<BusConnection?>(nil)
 
     static let introspectionHeader =
@@ -39,7 +41,8 @@ public final class BusObject: Sendable {
     }
 
     public func property(_ interface: String, _ name: String) -> DBusValue? {
-        properties.withLock { $0[interface]?[name] }
+        if let getter = getters.withLock({ $0[interface + "." + name] }) { return getter() }
+        return properties.withLock { $0[interface]?[name] }
     }
 
     /// Updates properties; those whose value changed are announced in one
@@ -52,9 +55,10 @@ public final class BusObject: Sendable {
                 throw .invalidArgs("property \(name) is \(p.type), not \(value.signature)")
             }
         }
+        let wasLazy = getters.withLock { g in values.filter { g.removeValue(forKey: interface + "." + $0.0) != nil }.map(\.0) }
         let changed = properties.withLock { store -> [(String, DBusValue)] in
             var out: [(String, DBusValue)] = []
-            for (name, value) in values where store[interface]?[name] != value {
+            for (name, value) in values where store[interface]?[name] != value || wasLazy.contains(name) {
                 store[interface, default: [:]][name] = value
                 out.append((name, value))
             }
@@ -68,6 +72,21 @@ public final class BusObject: Sendable {
 
     public func setProperty(_ interface: String, _ name: String, _ value: DBusValue) throws(BusError) {
         try setProperties(interface, [(name, value)])
+    }
+
+    /// Announces a property as changed without its value
+    /// (`PropertiesChanged` with the name in `invalidated_properties`); Get
+    /// and GetAll call `getter` from now on. For large sets, whose whole value
+    /// per change would make a burst cost O(N²).
+    public func invalidateProperty(_ interface: String, _ name: String, getter: @escaping @Sendable () -> DBusValue) throws(BusError) {
+        guard let desc = self.interface(interface) else { throw .unknownInterface(interface) }
+        guard desc.property(name) != nil else { throw .unknownProperty("\(interface).\(name)") }
+        getters.withLock { $0[interface + "." + name] = getter }
+        _ = properties.withLock { $0[interface]?.removeValue(forKey: name) }
+        guard let c = connection.withLock({ $0 }) else { return }
+        try c.emitSignal(
+            path: path, interface: "org.freedesktop.DBus.Properties", member: "PropertiesChanged",
+            arguments: [.string(interface), .vardict([]), .strings([name])])
     }
 
     /// Emits a signal declared in the XML, checking its signature.
@@ -140,8 +159,7 @@ public final class BusObject: Sendable {
                 if i.isEmpty { return [.vardict(allProperties())] }
                 throw .unknownInterface("no interface \(i) at \(path)")
             }
-            let values = properties.withLock { $0[i] ?? [:] }
-            return [.vardict(iface.properties.filter(\.readable).compactMap { p in values[p.name].map { (p.name, $0) } })]
+            return [.vardict(iface.properties.filter(\.readable).compactMap { p in property(i, p.name).map { (p.name, $0) } })]
         case "Set":
             guard call.signature == "ssv", case .string(let i) = args[0], case .string(let n) = args[1],
                 case .variant(let v) = args[2]
@@ -160,9 +178,23 @@ public final class BusObject: Sendable {
     }
 
     private func allProperties() -> [(String, DBusValue)] {
-        let store = properties.withLock { $0 }
-        return interfaces.flatMap { iface in
-            iface.properties.filter(\.readable).compactMap { p in store[iface.name]?[p.name].map { (p.name, $0) } }
+        interfaces.flatMap { iface in
+            iface.properties.filter(\.readable).compactMap { p in property(iface.name, p.name).map { (p.name, $0) } }
         }
+    }
+
+    /// The argument signature a call must have, checked on the bus thread
+    /// before any argument is read: nil when the member is unknown here (the
+    /// dispatch then answers with the right error).
+    func expectedSignature(interface: String, member: String) -> String? {
+        switch (interface, member) {
+        case ("org.freedesktop.DBus.Introspectable", "Introspect"), ("", "Introspect"): return ""
+        case ("org.freedesktop.DBus.Properties", "Get"): return "ss"
+        case ("org.freedesktop.DBus.Properties", "GetAll"): return "s"
+        case ("org.freedesktop.DBus.Properties", "Set"): return "ssv"
+        default: break
+        }
+        let candidates = interface.isEmpty ? interfaces : interfaces.filter { $0.name == interface }
+        return candidates.lazy.compactMap { $0.method(member)?.inSignature }.first
     }
 }

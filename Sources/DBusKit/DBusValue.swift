@@ -371,3 +371,23 @@ extension DBusValue {
         }
     }
 }
+
+extension DBusValue {
+    /// An upper bound of the bytes this value takes in a message body, with
+    /// every alignment pad counted at its largest. Used to split signals and
+    /// to refuse replies the bus would drop, before libdbus builds them.
+    public var encodedSizeBound: Int {
+        switch self {
+        case .byte: return 1
+        case .int16, .uint16: return 4
+        case .bool, .int32, .uint32: return 8
+        case .int64, .uint64, .double: return 16
+        case .string(let s), .objectPath(let s): return 8 + s.utf8.count + 1
+        case .signature(let s): return 2 + s.utf8.count
+        case .array(_, let items): return 16 + items.reduce(0) { $0 + $1.encodedSizeBound }
+        case .dict(_, _, let entries): return 16 + entries.reduce(0) { $0 + 8 + $1.key.encodedSizeBound + $1.value.encodedSizeBound }
+        case .structure(let fields): return 8 + fields.reduce(0) { $0 + $1.encodedSizeBound }
+        case .variant(let v): return 2 + v.signature.utf8.count + 8 + v.encodedSizeBound
+        }
+    }
+}

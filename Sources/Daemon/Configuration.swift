@@ -46,6 +46,21 @@ public struct DaemonConfiguration: Sendable, Equatable {
 
     public init() {}
 
+    /// The largest configuration, password or CA file read.
+    public static let maxFileBytes = 1 << 20
+
+    /// The range each duration key accepts (a value outside is a configuration
+    /// error naming the key; nothing larger than a day is useful, and every
+    /// accepted value fits in nanoseconds).
+    public static let durationRanges: [String: ClosedRange<Duration>] = [
+        "poll-interval": .milliseconds(100) ... .seconds(3600),
+        "request-timeout": .seconds(1) ... .seconds(3600),
+        "stall-timeout": .seconds(1) ... .seconds(86400),
+        "backoff-initial": .milliseconds(100) ... .seconds(3600),
+        "backoff-cap": .milliseconds(100) ... .seconds(86400),
+        "backoff-reset-after": .seconds(1) ... .seconds(86400),
+    ]
+
     /// Every key, in the order README.md documents them.
     public static let keys = [
         "server", "user", "password-file", "application-name", "language", "messaging", "poll-interval",
@@ -57,11 +72,11 @@ public struct DaemonConfiguration: Sendable, Equatable {
     ]
 
     public static func load(path: String) throws(ConfigError) -> DaemonConfiguration {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (permissions?)" : "does not exist"
-            throw ConfigError(file: path, line: nil, key: nil, message: "the configuration file \(reason)")
+        let data: [UInt8]
+        do { data = try BoundedFile.read(path: path, limit: maxFileBytes) } catch {
+            throw ConfigError(file: path, line: nil, key: nil, message: "the configuration file \(error)")
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard let text = String(validating: data, as: UTF8.self) else {
             throw ConfigError(file: path, line: nil, key: nil, message: "the configuration file is not UTF-8 text")
         }
         return try parse(text, file: path)
@@ -72,7 +87,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
         var c = DaemonConfiguration()
         var stationFields: [String: (String, Int)] = [:]
         var seen: Set<String> = []
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift: lines end at any of LF, CRLF, CR.
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
+        for (index, rawLine) in lines.enumerated() {
             let lineNo = index + 1
             let line = rawLine.trimmed
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
@@ -83,11 +100,19 @@ public struct DaemonConfiguration: Sendable, Equatable {
             let key = line[..<eq].trimmed.lowercased()
             var value = line[line.index(after: eq)...].trimmed
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
-            guard keys.contains(key) else { throw fail(key, "unknown key (see README.md for the keys)") }
+            guard keys.contains(key) else { throw fail(String(key.prefix(64)), "unknown key (see README.md for the keys)") }
+            // Values end up in HTTP headers, URLs and log lines: no control characters.
+            if let bad = value.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+                throw fail(key, "contains the control character U+\(String(bad.value, radix: 16, uppercase: true))")
+            }
             if key != "server", !seen.insert(key).inserted { throw fail(key, "given twice") }
             func duration() throws(ConfigError) -> Duration {
-                guard let d = parseDuration(value), d > .zero else {
-                    throw fail(key, "invalid duration \"\(value)\" (use 500ms, 2s, 1m or a number of seconds)")
+                guard let d = parseDuration(value) else {
+                    throw fail(key, "invalid duration \"\(value.prefix(64))\" (use 500ms, 2s, 1m or a number of seconds)")
+                }
+                if let range = durationRanges[key], !range.contains(d) {
+                    throw fail(
+                        key, "\"\(value.prefix(64))\" is out of range: \(formatDuration(range.lowerBound)) to \(formatDuration(range.upperBound))")
                 }
                 return d
             }
@@ -154,8 +179,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
         if c.backoffCap < c.backoffInitial { throw fail("backoff-cap", "must not be smaller than backoff-initial") }
         if let caFile = c.caFile {
-            guard FileManager.default.isReadableFile(atPath: caFile) else { throw fail("ca-file", "\(caFile) cannot be read") }
-            do { c.trustRoots = try TrustRoots.load(pemFile: caFile) } catch { throw fail("ca-file", error.description) }
+            let pem: [UInt8]
+            do { pem = try BoundedFile.read(path: caFile, limit: maxFileBytes) } catch { throw fail("ca-file", "\(caFile) \(error)") }
+            do { c.trustRoots = try TrustRoots.load(pem: pem, name: caFile) } catch { throw fail("ca-file", error.description) }
         }
         c.station = try parseStation(stationFields, file: file)
         return c
@@ -185,7 +211,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         s.persistentConnection = try bool("station-persistent-connection")
         s.readyForInteractions = try bool("station-ready") ?? false
         if let (v, line) = f["station-connection-mode"] {
-            guard let m = UInt32(v) else { throw ConfigError(file: file, line: line, key: "station-connection-mode", message: "expected 0, 1 or 2") }
+            guard let m = UInt32(v), m <= 2 else { throw ConfigError(file: file, line: line, key: "station-connection-mode", message: "expected 0, 1 or 2") }
             s.stationConnectionMode = m
         }
         if let (v, line) = f["station-media-types"] {
@@ -205,16 +231,31 @@ public struct DaemonConfiguration: Sendable, Equatable {
         return s
     }
 
-    /// `500ms`, `2s`, `1.5s`, `1m`, `1h`, or a plain number of seconds.
+    /// `500ms`, `2s`, `1.5s`, `1m`, `1h`, or a plain number of seconds; nil for
+    /// anything else, and for values of 100 years or more (which no key
+    /// accepts, and whose milliseconds might not fit in an Int64).
     public static func parseDuration(_ text: String) -> Duration? {
         let t = text.trimmed.lowercased()
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, factor) in units where t.hasSuffix(suffix) {
-            guard let n = Double(t.dropLast(suffix.count)), n.isFinite, n >= 0 else { return nil }
-            return .milliseconds(Int64(n * factor * 1000))
+        var number = Substring(t)
+        var factor = 1.0
+        for (suffix, f) in [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)] where t.hasSuffix(suffix) {
+            number = t.dropLast(suffix.count)
+            factor = f
+            break
         }
-        guard let n = Double(t), n.isFinite, n >= 0 else { return nil }
-        return .milliseconds(Int64(n * 1000))
+        guard let n = Double(number), n.isFinite, n >= 0 else { return nil }
+        let ms = n * factor * 1000
+        guard ms < 100 * 365 * 86_400_000 else { return nil }
+        return .milliseconds(Int64(ms.rounded()))
+    }
+
+    /// `500ms`, `2s`, `1m`, `1h` as the configuration spells them.
+    public static func formatDuration(_ d: Duration) -> String {
+        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        if ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
+        if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
+        if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        return "\(ms)ms"
     }
 
     /// The supervisor's settings (the password comes separately).
@@ -232,6 +273,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 : nil)
         s.initialStation = station
         s.logoutOnStop = logoutOnStop
+        s.locationPolicy = LocationPolicy(allowInsecureHTTP: allowInsecureHTTP)
         return s
     }
 
@@ -243,20 +285,40 @@ public struct DaemonConfiguration: Sendable, Equatable {
 /// Where the password comes from, in order: the systemd credential
 /// `icws-password`, the `password-file` (owner-only), or `ICWS_PASSWORD`.
 public enum PasswordSource {
+    /// The largest password file or credential read.
+    public static let maxPasswordBytes = 64 * 1024
+
     public static func load(configuration c: DaemonConfiguration, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws(ConfigError) -> (Secret, String)
     {
         func clean(_ s: String) -> String {
-            var t = s
-            while t.hasSuffix("\n") || t.hasSuffix("\r") { t.removeLast() }
-            return t
+            var t = s.unicodeScalars
+            while let last = t.last, last == "\n" || last == "\r" { t.removeLast() }
+            return String(t)
         }
-        if let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty,
-            let data = FileManager.default.contents(atPath: dir + "/icws-password")
-        {
-            let p = clean(String(decoding: data, as: UTF8.self))
-            guard !p.isEmpty else { throw ConfigError(file: "credential icws-password", line: nil, key: nil, message: "is empty") }
-            return (Secret(p), "systemd credential icws-password")
+        // A password is one line of text: no NUL or other control character
+        // (it goes into a JSON body; a stray byte would only fail the login).
+        func password(_ bytes: [UInt8], file: String, key: String?) throws(ConfigError) -> Secret {
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                throw ConfigError(file: file, line: nil, key: key, message: "is not UTF-8 text")
+            }
+            let p = clean(text)
+            guard !p.isEmpty else { throw ConfigError(file: file, line: nil, key: key, message: "is empty") }
+            guard !p.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw ConfigError(file: file, line: nil, key: key, message: "holds a control character (a password is one line of text)")
+            }
+            return Secret(p)
+        }
+        if let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty {
+            let path = dir + "/icws-password"
+            var st = stat()
+            if stat(path, &st) == 0 {
+                let bytes: [UInt8]
+                do { bytes = try BoundedFile.read(path: path, limit: maxPasswordBytes) } catch {
+                    throw ConfigError(file: "credential icws-password", line: nil, key: nil, message: error.description)
+                }
+                return (try password(bytes, file: "credential icws-password", key: nil), "systemd credential icws-password")
+            }
         }
         if let path = c.passwordFile {
             var st = stat()
@@ -269,15 +331,14 @@ public enum PasswordSource {
             guard st.st_mode & 0o077 == 0 else {
                 throw ConfigError(file: path, line: nil, key: "password-file", message: "has mode \(octal(st.st_mode & 0o7777)); it must be readable by its owner only (chmod 600)")
             }
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ConfigError(file: path, line: nil, key: "password-file", message: "cannot be read")
+            let bytes: [UInt8]
+            do { bytes = try BoundedFile.read(path: path, limit: maxPasswordBytes) } catch {
+                throw ConfigError(file: path, line: nil, key: "password-file", message: error.description)
             }
-            let p = clean(String(decoding: data, as: UTF8.self))
-            guard !p.isEmpty else { throw ConfigError(file: path, line: nil, key: "password-file", message: "is empty") }
-            return (Secret(p), "password file")
+            return (try password(bytes, file: path, key: "password-file"), "password file")
         }
         if let p = environment["ICWS_PASSWORD"], !p.isEmpty {
-            return (Secret(p), "ICWS_PASSWORD")
+            return (try password(Array(p.utf8), file: "ICWS_PASSWORD", key: nil), "ICWS_PASSWORD")
         }
         throw ConfigError(
             file: "password", line: nil, key: nil,

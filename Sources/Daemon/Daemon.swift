@@ -30,6 +30,10 @@ public struct DaemonExit: Error, CustomStringConvertible {
 
 /// The `STATUS=` line for systemctl status.
 public func statusLine(_ s: SessionStatus, _ st: StationStatus) -> String {
+    statusText(s, st).singleLine(maxBytes: 512)
+}
+
+func statusText(_ s: SessionStatus, _ st: StationStatus) -> String {
     let host = s.server.replacing("https://", with: "").replacing("http://", with: "")
     switch s.state {
     case .connected:

@@ -32,12 +32,13 @@ public enum MessagingMode: String, Sendable, CaseIterable {
 public struct TrustRoots: Sendable, Equatable {
     let certificates: [NIOSSLCertificate]
 
-    public static func load(pemFile path: String) throws(CAFileError) -> TrustRoots {
+    /// The certificates in `pem`, the contents of the file `name`.
+    public static func load(pem: [UInt8], name: String) throws(CAFileError) -> TrustRoots {
         let certificates: [NIOSSLCertificate]
-        do { certificates = try NIOSSLCertificate.fromPEMFile(path) } catch {
-            throw CAFileError(description: "\(path) is not a PEM certificate file (\(error))")
+        do { certificates = try NIOSSLCertificate.fromPEMBytes(pem) } catch {
+            throw CAFileError(description: "\(name) is not a PEM certificate file (\(error))")
         }
-        guard !certificates.isEmpty else { throw CAFileError(description: "\(path) holds no PEM certificate") }
+        guard !certificates.isEmpty else { throw CAFileError(description: "\(name) holds no PEM certificate") }
         return TrustRoots(certificates: certificates)
     }
 }
@@ -172,16 +173,27 @@ public final class ICWSClient: Sendable {
         else { throw ICWSError(kind: .invalidResponse, message: "login response has no sessionId") }
         guard let csrf = headers.first(name: "ININ-ICWS-CSRF-Token") ?? json["csrfToken"]?.stringValue, !csrf.isEmpty
         else { throw ICWSError(kind: .invalidResponse, message: "login response has no csrfToken") }
-        let cookie = headers["set-cookie"].compactMap { line -> String? in
+        let pairs = headers["set-cookie"].prefix(32).compactMap { line -> String? in
             let pair = line.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces } ?? ""
             return pair.contains("=") ? pair : nil
-        }.joined(separator: "; ")
+        }
+        // Each cookie value is a secret of its own: a log line may show one alone.
+        for pair in pairs {
+            if let eq = pair.firstIndex(of: "=") { SecretRegistry.shared.register(String(pair[pair.index(after: eq)...]), kind: .session) }
+        }
+        let cookie = pairs.joined(separator: "; ")
+        guard Self.isHeaderSafe(csrf), Self.isHeaderSafe(cookie), cookie.utf8.count <= 16 * 1024, csrf.utf8.count <= 4096 else {
+            throw ICWSError(kind: .invalidResponse, message: "login response has a CSRF token or cookie that an HTTP header cannot carry")
+        }
+        guard Self.isSafeSessionId(sessionId) else {
+            throw ICWSError(kind: .invalidResponse, message: "login response has a sessionId that is not a URL path segment")
+        }
         var features: [String: Int] = [:]
         for f in json["features"]?.arrayValue ?? [] {
             if let id = f["featureId"]?.stringValue, let v = f["version"]?.intValue { features[id] = Int(v) }
         }
         return ICWSSession(
-            base: base, sessionId: sessionId, csrfToken: Secret(csrf), cookie: Secret(cookie),
+            base: base, sessionId: sessionId, csrfToken: Secret(csrf, kind: .session), cookie: Secret(cookie, kind: .session),
             userId: json["userID"]?.stringValue ?? userId,
             userDisplayName: json["userDisplayName"]?.stringValue ?? json["userID"]?.stringValue ?? userId,
             icServer: json["icServer"]?.stringValue, features: features,
@@ -216,6 +228,20 @@ public final class ICWSClient: Sendable {
         }
         if bytes.isEmpty { return nil }
         return try? JSONValue.parse(bytes)
+    }
+
+    /// Printable ASCII without CR or LF: what the server hands back must not
+    /// add a header to our requests.
+    static func isHeaderSafe(_ s: String) -> Bool { s.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F } }
+
+    /// The session id goes into every request path: letters, digits, `-`, `_`, `.` only.
+    static func isSafeSessionId(_ s: String) -> Bool {
+        s.utf8.count <= 256 && s != "." && s != ".."
+            && s.utf8.allSatisfy { b in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
+                    || b == UInt8(ascii: ".")
+            }
     }
 
     func addSessionHeaders(_ request: inout HTTPClientRequest, _ session: ICWSSession) {

@@ -64,8 +64,12 @@ public struct SupervisorConfiguration: Sendable {
     /// Station settings to apply when nobody asked for any yet.
     public var initialStation: StationSettings?
     public var logoutOnStop = true
+    /// What a server-supplied location may do (see `LocationPolicy`).
+    public var locationPolicy = LocationPolicy(allowInsecureHTTP: false)
 
     public init(servers: [ServerURL], userId: String, password: Secret) {
+        // Configured http servers mean allow-insecure-http (the configuration refuses them otherwise).
+        locationPolicy = LocationPolicy(allowInsecureHTTP: servers.contains { $0.scheme == "http" })
         self.servers = servers
         self.userId = userId
         self.password = password
@@ -78,7 +82,10 @@ public struct SupervisorConfiguration: Sendable {
 /// subscriptions, station and ready flag on every new session.
 public actor SessionSupervisor {
     enum Command: Sendable {
-        case reconnect
+        /// A new session. Concurrent requests from callers (`coalesce`) share
+        /// one login; a reload's (`coalesce: false`) always gets its own, with
+        /// the new configuration.
+        case reconnect(coalesce: Bool)
         case disconnect(@Sendable () -> Void)
         /// A request on session `sessionId` found it gone.
         case sessionFailed(sessionId: String, ICWSError)
@@ -135,7 +142,7 @@ public actor SessionSupervisor {
     // MARK: Commands from the bus
 
     /// A new session now, also from `stopped`.
-    public nonisolated func reconnect() { mailbox.post(.reconnect) }
+    public nonisolated func reconnect() { mailbox.post(.reconnect(coalesce: true)) }
 
     /// Log out and stay `stopped` until `reconnect()`; returns once logged out.
     public func disconnect() async {
@@ -155,7 +162,7 @@ public actor SessionSupervisor {
             preferredBase = nil
             learnedAlternates = []
             discardResumable()
-            mailbox.post(.reconnect)
+            mailbox.post(.reconnect(coalesce: false))
         } else if old.subscriptions != new.subscriptions {
             mailbox.post(.resubscribe)
         }
@@ -166,8 +173,12 @@ public actor SessionSupervisor {
             let s = try requireSession()
             do throws(ICWSError) { try await client.putStation(s, settings) } catch { throw noteFailure(error, on: s) }
             station.requested = settings
-            station.connected = true
-            station.ready = settings.readyForInteractions
+            // An answer for a session that ended meanwhile says nothing of the
+            // current one: the restore (waiting on this lock) applies `requested`.
+            if isCurrent(s) {
+                station.connected = true
+                station.ready = settings.readyForInteractions
+            }
             emit(.station(station))
         }
     }
@@ -177,8 +188,10 @@ public actor SessionSupervisor {
             let s = try requireSession()
             do throws(ICWSError) { try await client.deleteStation(s) } catch { throw noteFailure(error, on: s) }
             station.requested = nil
-            station.connected = false
-            station.ready = false
+            if isCurrent(s) {
+                station.connected = false
+                station.ready = false
+            }
             emit(.station(station))
         }
     }
@@ -192,8 +205,10 @@ public actor SessionSupervisor {
             settings.readyForInteractions = ready
             do throws(ICWSError) { try await client.putStation(s, settings) } catch { throw .icws(noteFailure(error, on: s)) }
             station.requested = settings
-            station.connected = true
-            station.ready = ready
+            if isCurrent(s) {
+                station.connected = true
+                station.ready = ready
+            }
             emit(.station(station))
         }
     }
@@ -207,6 +222,9 @@ public actor SessionSupervisor {
             throw .icws(noteFailure(error, on: s))
         }
     }
+
+    /// True while `s` is the live session (answers for an ended one act on nothing).
+    private func isCurrent(_ s: ICWSSession) -> Bool { session?.sessionId == s.sessionId }
 
     private func requireSession() throws(ICWSError) -> ICWSSession {
         guard let session, status.state == .connected else {
@@ -240,6 +258,7 @@ public actor SessionSupervisor {
                     waitForCommand = false
                     retry.reset()
                     discardResumable()
+                    dropQueuedReconnects()
                 case .disconnect(let done): done()
                 case .sessionFailed, .resubscribe: break
                 }
@@ -267,6 +286,8 @@ public actor SessionSupervisor {
                 logger.warning("login failed", metadata: ["icws.error": "\(error)"])
                 if await backoff(reason: error.shortReason) == false { waitForCommand = true }
             case .success(let s):
+                // Reconnect() calls that came while this login was under way are answered by it.
+                dropQueuedReconnects()
                 let started = clock.now()
                 let end = await runSession(s)
                 let stable = clock.now() - started >= configuration.stableAfter
@@ -292,6 +313,14 @@ public actor SessionSupervisor {
                     status.lastError = error.shortReason
                     if error.status == 401 {
                         let target = error.challenge?.loginBase(relativeTo: s.base) ?? s.base
+                        if let refusal = configuration.locationPolicy.refusal(of: target, from: s.base) {
+                            // The password never follows the server to plain http.
+                            status.lastError = refusal
+                            preferredBase = nil
+                            logger.error("401 challenge refused", metadata: ["icws.error": "\(refusal)"])
+                            if await backoff(reason: refusal) == false { waitForCommand = true }
+                            continue
+                        }
                         preferredBase = target
                         logger.info("session no longer valid; logging in again", metadata: ["icws.host": "\(target)"])
                         // First re-login after a stable session is immediate; a 401 loop backs off.
@@ -408,7 +437,8 @@ public actor SessionSupervisor {
     /// host, the configured servers, alternates learned at login and from 503s.
     private func loginRound() async -> Result<ICWSSession, ICWSError> {
         var candidates: [ServerURL] = []
-        func add(_ u: ServerURL) { if !candidates.contains(u) { candidates.append(u) } }
+        // Bounded: a chain of 503s that keeps naming new hosts ends the round.
+        func add(_ u: ServerURL) { if candidates.count < 24, !candidates.contains(u) { candidates.append(u) } }
         if let preferredBase { add(preferredBase) }
         configuration.servers.forEach(add)
         learnedAlternates.forEach(add)
@@ -421,12 +451,12 @@ public actor SessionSupervisor {
             do {
                 let s = try await client.login(base: base, userId: configuration.userId, password: configuration.password)
                 preferredBase = base
-                learnedAlternates = s.alternateHosts.map { base.withHost($0) }
+                learnedAlternates = alternates(s.alternateHosts, of: base)
                 return .success(s)
             } catch {
                 lastError = error
                 if error.status == 503 {
-                    for host in error.alternateHosts { add(base.withHost(host)) }
+                    alternates(error.alternateHosts, of: base).forEach(add)
                     continue
                 }
                 if Self.credentialsRejected(error) { return .failure(error) }
@@ -435,10 +465,30 @@ public actor SessionSupervisor {
         return .failure(lastError)
     }
 
+    /// `alternateHostList` entries as base URLs (same scheme and port), leaving
+    /// out what is not a plain host name or address, or what the location policy refuses.
+    private func alternates(_ hosts: [String], of base: ServerURL) -> [ServerURL] {
+        var out: [ServerURL] = []
+        for host in hosts.prefix(32) {
+            guard let url = base.withHost(host), configuration.locationPolicy.refusal(of: url, from: base) == nil else {
+                logger.warning("alternate host ignored: not a plain host name or address", metadata: ["icws.host": "\(host.prefix(80).debugDescription)"])
+                continue
+            }
+            if !out.contains(url) { out.append(url) }
+        }
+        return out
+    }
+
+    /// Drops the queued `Reconnect()` requests of callers: the login that just
+    /// started or succeeded answers them (a reload's request is kept).
+    private func dropQueuedReconnects() {
+        mailbox.removeAll { if case .reconnect(coalesce: true) = $0 { return true } else { return false } }
+    }
+
     private func runSession(_ s: ICWSSession) async -> SessionEnd {
         session = s
-        sessionsEstablished += 1
-        if sessionsEstablished > 1 { status.reconnectCount += 1 }
+        sessionsEstablished &+= 1
+        if sessionsEstablished > 1 { status.reconnectCount &+= 1 }
         let useSSE: Bool
         switch configuration.messaging {
         case .auto: useSSE = s.featureVersion("messaging") >= 2
@@ -550,9 +600,10 @@ public actor SessionSupervisor {
             if let users = subs.users {
                 try await client.subscribeUsers(s, users)
             }
-            activeUsersSubscription = subs.users?.subscriptionId
+            if isCurrent(s) { activeUsersSubscription = subs.users?.subscriptionId }
         } catch {
             _ = noteFailure(error, on: s)
+            guard isCurrent(s) else { return }
             status.lastError = error.shortReason
             emit(.status(status))
             logger.error("subscription failed", metadata: ["icws.error": "\(error)"])
@@ -616,7 +667,7 @@ public actor SessionSupervisor {
                 // The new stream is open (the server sent its first bytes): the old one can take nothing more.
                 if resync.update({ r in defer { r = false }; return r }) { await self.resubscribe(s) }
                 guard case .event(let event) = output, verdict.get() == nil else { return }
-                if let end = await self.deliver(data: Array(event.data.utf8)) {
+                if let end = await self.deliver(data: Array(event.data.utf8), from: s) {
                     verdict.set(end)
                 }
             }
@@ -650,23 +701,25 @@ public actor SessionSupervisor {
                 return nil
             }
             for r in results {
-                if let end = await deliver(r) { return end }
+                if let end = await deliver(r, from: s) { return end }
             }
             do { try await Task.sleep(for: interval) } catch { return .cancelled }
         }
         return .cancelled
     }
 
-    private func deliver(data: [UInt8]) -> SessionEnd? {
+    private func deliver(data: [UInt8], from s: ICWSSession) -> SessionEnd? {
         do throws(MessageDecodeError) {
-            return deliver(.success(try ICWSMessage.decode(text: data)))
+            return deliver(.success(try ICWSMessage.decode(text: data)), from: s)
         } catch {
-            return deliver(.failure(error))
+            return deliver(.failure(error), from: s)
         }
     }
 
-    /// Passes a message on; a connection-down message ends the session.
-    private func deliver(_ result: Result<ICWSMessage, MessageDecodeError>) -> SessionEnd? {
+    /// Passes a message on; a connection-down message ends the session. A
+    /// message of a session that has ended meanwhile is dropped.
+    private func deliver(_ result: Result<ICWSMessage, MessageDecodeError>, from s: ICWSSession) -> SessionEnd? {
+        guard isCurrent(s) else { return .cancelled }
         switch result {
         case .failure(let error):
             logger.warning("malformed message skipped", metadata: ["icws.error": "\(error)"])

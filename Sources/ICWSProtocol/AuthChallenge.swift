@@ -24,15 +24,20 @@ public struct AuthChallenge: Sendable, Equatable {
     }
 
     /// The base URL (scheme, host, port and any path prefix, without `/icws/connection`)
-    /// where a new login should go, resolved against the base URL in use.
-    public func loginBase(relativeTo current: ServerURL) -> ServerURL? {
+    /// where a new login should go, resolved against the base URL in use. A
+    /// location that is not a usable URL (bad host, characters a URL cannot
+    /// hold, another scheme) means the current base. Whether the result may
+    /// be used at all is `LocationPolicy`'s to say.
+    public func loginBase(relativeTo current: ServerURL) -> ServerURL {
         guard let location, !location.isEmpty else { return current }
-        if let absolute = ServerURL(string: location), location.contains("://") {
-            return absolute.strippingConnectionPath()
+        if location.contains("://") {
+            return ServerURL(string: location)?.strippingConnectionPath() ?? current
         }
-        guard location.hasPrefix("/") else { return current }
+        var path = location
+        if let q = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = String(path[..<q]) }
+        guard path.hasPrefix("/"), !path.hasPrefix("//"), ServerURL.isValidPath(path) else { return current }
         var base = current
-        base.path = location
+        base.path = path
         return base.strippingConnectionPath()
     }
 }

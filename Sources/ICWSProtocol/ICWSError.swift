@@ -75,12 +75,13 @@ public struct ICWSError: Error, Sendable, CustomStringConvertible, Equatable {
     public static func fromResponse(status: Int, body: [UInt8], wwwAuthenticate: [String]) -> ICWSError {
         var error = ICWSError(kind: .server(status: status), message: "HTTP \(status)")
         if let json = try? JSONValue.parse(body), case .object = json {
-            error.errorId = json["errorId"]?.stringValue
-            if let m = json["message"]?.stringValue { error.message = m }
+            // Server text goes into LastError, D-Bus errors, logs and STATUS=: one short line.
+            error.errorId = json["errorId"]?.stringValue?.singleLine(maxBytes: 256)
+            if let m = json["message"]?.stringValue { error.message = m.singleLine(maxBytes: 1024) }
             error.errorCode = json["errorCode"]?.intValue
-            error.propertyName = json["propertyName"]?.stringValue
+            error.propertyName = json["propertyName"]?.stringValue?.singleLine(maxBytes: 256)
             if let hosts = json["alternateHostList"]?.arrayValue {
-                error.alternateHosts = hosts.compactMap(\.stringValue).filter { !$0.isEmpty }
+                error.alternateHosts = hosts.prefix(32).compactMap(\.stringValue).filter { !$0.isEmpty }
             }
         }
         if status == 401 {

@@ -51,10 +51,15 @@ public struct MessageDecodeError: Error, Sendable, CustomStringConvertible, Equa
     }
 }
 
-/// A value that must never be printed: its description is redacted.
+/// A value that must never be printed: its description is redacted, and
+/// every secret made is known to `SecretRegistry`, so that the log filter
+/// removes it from any line, whoever writes it.
 public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
     public let value: String
-    public init(_ value: String) { self.value = value }
+    public init(_ value: String, kind: SecretRegistry.Kind = .credential) {
+        self.value = value
+        SecretRegistry.shared.register(value, kind: kind)
+    }
     public var description: String { "<redacted>" }
     public var debugDescription: String { "<redacted>" }
 }
@@ -85,7 +90,7 @@ public struct StationInformation: Sendable, Equatable {
         s.ringAlways = try r.optionalBool("ringAlways")
         s.sipAddress = try r.optionalString("sipAddress")
         s.sipUser = try r.optionalString("sipUser")
-        s.sipPassword = try r.optionalString("sipPassword").map(Secret.init)
+        s.sipPassword = try r.optionalString("sipPassword").map { Secret($0, kind: .station) }
         s.remoteNumber = try r.optionalString("remoteNumber")
         s.managedIPPhone = try r.optionalString("managedIPPhone")
         s.emergencyResponderLocationID = try r.optionalString("emergencyResponderLocationID")

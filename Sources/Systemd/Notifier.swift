@@ -12,7 +12,11 @@ public struct Notifier: Sendable {
     /// Sends newline-separated `KEY=value` assignments.
     @discardableResult
     public func notify(_ assignments: [String]) -> Bool {
-        let text = assignments.map { String($0.map { $0 == "\n" ? " " : $0 }) }.joined(separator: "\n")
+        // systemd splits on both \n and \r: a control character in a value
+        // (server text in STATUS=) must not start an assignment of its own.
+        let text = assignments.map { a in
+            String(String.UnicodeScalarView(a.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : $0 }))
+        }.joined(separator: "\n")
         return sd_notify(0, text) > 0
     }
 
@@ -36,16 +40,7 @@ public struct Notifier: Sendable {
     public var watchdogPingInterval: Duration? {
         var usec: UInt64 = 0
         guard sd_watchdog_enabled(0, &usec) > 0, usec > 0 else { return nil }
-        return .microseconds(Int64(usec / 2))
-    }
-}
-
-/// systemd credentials (`LoadCredential=`), read from `$CREDENTIALS_DIRECTORY`.
-public enum Credentials {
-    public static func read(_ name: String) -> String? {
-        guard let dir = ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty,
-            let data = FileManager.default.contents(atPath: dir + "/" + name)
-        else { return nil }
-        return String(decoding: data, as: UTF8.self)
+        // A tiny WATCHDOG_USEC must not turn the ping loop into a busy loop.
+        return .microseconds(Int64(max(usec / 2, 50_000)))
     }
 }

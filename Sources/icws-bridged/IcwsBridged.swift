@@ -38,7 +38,8 @@ struct IcwsBridged: AsyncParsableCommand {
             var handler: any LogHandler =
                 journal ? JournalLogHandler(label: label, identifier: "icws-bridged") : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            // Every logger, the dependencies' too, passes the secret filter.
+            return RedactingLogHandler(wrapping: handler)
         }
         if checkConfig {
             do {

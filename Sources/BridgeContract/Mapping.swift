@@ -1,5 +1,5 @@
 import DBusKit
-import ICWS
+import ICWSProtocol
 
 /// The names of the D-Bus contract v1.
 public enum BridgeNames {
@@ -21,38 +21,107 @@ public enum BridgeNames {
 
 /// JSON → D-Bus as the contract says: string s, bool b, integer x, other
 /// number d, array av, object a{sv}; a null member is left out and its key
-/// listed in the map's `clearedProperties` (as).
+/// listed in the map's `clearedProperties` (as). The one mapping rule for all
+/// server data that becomes a D-Bus value, with the limits of `BusLimits`: a
+/// value nested deeper than 16 containers, or one that does not fit in what
+/// is left of its entry's budget, is published as its compact JSON text
+/// (cut to the budget, ending in "…").
 public enum JSONToDBus {
-    public static func value(_ json: JSONValue) -> DBusValue? {
-        switch json {
-        case .null: return nil
-        case .bool(let b): return .bool(b)
-        case .int(let i): return .int64(i)
-        case .double(let d): return .double(d)
-        case .string(let s): return .string(s)
-        case .array(let items): return .array(element: "v", items.compactMap { value($0).map { .variant($0) } })
-        case .object(let members): return map(members)
+    struct OverBudget: Error {}
+
+    /// One value as published (a user property, say); nil for JSON null.
+    public static func value(_ json: JSONValue, budget: inout EntryBudget) -> DBusValue? {
+        if case .null = json { return nil }
+        if json.containerDepth > BusLimits.maxJSONDepth { return .string(budget.string(json.serialized())) }
+        var trial = budget
+        do throws(OverBudget) {
+            let v = try convert(json, &trial)
+            budget = trial
+            return v
+        } catch {
+            return .string(budget.string(json.serialized()))
         }
     }
 
-    /// An `a{sv}` from JSON members (later duplicates win), with `clearedProperties`.
-    public static func map(_ members: [(String, JSONValue)], prefix: [(String, DBusValue)] = []) -> DBusValue {
+    /// A value with a budget of its own (tests, and values that stand alone).
+    public static func value(_ json: JSONValue) -> DBusValue? {
+        var budget = EntryBudget()
+        return value(json, budget: &budget)
+    }
+
+    static func convert(_ json: JSONValue, _ budget: inout EntryBudget) throws(OverBudget) -> DBusValue? {
+        func take(_ n: Int) throws(OverBudget) { guard budget.take(n) else { throw OverBudget() } }
+        switch json {
+        case .null: return nil
+        case .bool(let b):
+            try take(16)
+            return .bool(b)
+        case .int(let i):
+            try take(16)
+            return .int64(i)
+        case .double(let d):
+            try take(16)
+            return .double(d)
+        case .string(let s):
+            try take(s.utf8.count + 9)
+            return .string(s)
+        case .array(let items):
+            try take(16)
+            var out: [DBusValue] = []
+            out.reserveCapacity(items.count)
+            for item in items {
+                try take(12)
+                if let v = try convert(item, &budget) { out.append(.variant(v)) }
+            }
+            return .array(element: "v", out)
+        case .object(let members):
+            try take(16)
+            var pairs: [(String, DBusValue)] = []
+            var cleared: [String] = []
+            var clearedSet: Set<String> = []
+            var seen: [String: Int] = [:]
+            for (key, member) in members {
+                try take(key.utf8.count + 24)
+                if let v = try convert(member, &budget) {
+                    if let i = seen[key] { pairs[i].1 = v } else {
+                        seen[key] = pairs.count
+                        pairs.append((key, v))
+                    }
+                } else if !cleared.contains(key) {
+                    cleared.append(key)
+                }
+            }
+            if !cleared.isEmpty { pairs.append(("clearedProperties", .strings(cleared))) }
+            return .vardict(pairs)
+        }
+    }
+
+    /// An `a{sv}` from JSON members (later duplicates win), with
+    /// `clearedProperties`, each member converted under `budget`.
+    public static func map(_ members: [(String, JSONValue)], prefix: [(String, DBusValue)] = [], budget: inout EntryBudget) -> DBusValue {
         var pairs = prefix
         var cleared: [String] = []
+        var clearedSet: Set<String> = []
         var seen: [String: Int] = [:]
         for (i, p) in pairs.enumerated() { seen[p.0] = i }
-        for (key, json) in members {
-            if let v = value(json) {
+        for (rawKey, json) in members {
+            let key = budget.string(rawKey)
+            if let v = value(json, budget: &budget) {
                 if let i = seen[key] { pairs[i].1 = v } else {
                     seen[key] = pairs.count
                     pairs.append((key, v))
                 }
-            } else if !cleared.contains(key) {
+            } else if clearedSet.insert(key).inserted {
                 cleared.append(key)
             }
         }
         if !cleared.isEmpty { pairs.append(("clearedProperties", .strings(cleared))) }
         return .vardict(pairs)
+    }
+
+    public static func map(_ members: [(String, JSONValue)], prefix: [(String, DBusValue)] = []) -> DBusValue {
+        var budget = EntryBudget()
+        return map(members, prefix: prefix, budget: &budget)
     }
 }
 
@@ -64,18 +133,24 @@ public enum ContractMaps {
     /// The station information map; `sipPassword` is never put in it.
     public static func stationInfo(_ s: StationInformation?) -> DBusValue {
         guard let s else { return .vardict([]) }
+        var budget = EntryBudget()
         var p: [(String, DBusValue)] = []
-        if let v = s.id { p.append(("id", .string(v))) }
-        if let v = s.extension { p.append(("extension", .string(v))) }
+        func text(_ key: String, _ v: String?) { if let v { p.append((key, .string(budget.string(v)))) } }
+        text("id", s.id)
+        text("extension", s.extension)
         if let v = s.canBeDialed { p.append(("canBeDialed", .bool(v))) }
         if let v = s.ringAlways { p.append(("ringAlways", .bool(v))) }
-        if let v = s.sipAddress { p.append(("sipAddress", .string(v))) }
-        if let v = s.sipUser { p.append(("sipUser", .string(v))) }
-        if let v = s.remoteNumber { p.append(("remoteNumber", .string(v))) }
-        if let v = s.managedIPPhone { p.append(("managedIPPhone", .string(v))) }
-        if let v = s.emergencyResponderLocationID { p.append(("emergencyResponderLocationID", .string(v))) }
+        text("sipAddress", s.sipAddress)
+        text("sipUser", s.sipUser)
+        text("remoteNumber", s.remoteNumber)
+        text("managedIPPhone", s.managedIPPhone)
+        text("emergencyResponderLocationID", s.emergencyResponderLocationID)
         if let v = s.stationSetting { p.append(("stationSetting", .uint32(v))) }
-        if let v = s.allowedMediaTypes { p.append(("allowedMediaTypes", .array(element: "u", v.map { .uint32($0) }))) }
+        if let v = s.allowedMediaTypes {
+            let fit = v.prefix(max(0, budget.remaining / 8))
+            _ = budget.take(fit.count * 8)
+            p.append(("allowedMediaTypes", .array(element: "u", fit.map { .uint32($0) })))
+        }
         return .vardict(p)
     }
 
@@ -142,22 +217,25 @@ public enum ContractMaps {
     }
 
     public static func alertDetail(_ d: InteractionAlertDetail) -> DBusValue {
+        var budget = EntryBudget()
         var p: [(String, DBusValue)] = [
-            ("interactionId", .string(d.interactionId)), ("interactionType", .string(d.interactionType)),
-            ("name", .string(d.name)), ("address", .string(d.address)), ("alertType", .uint32(d.alertType)),
-            ("alertAction", .uint32(d.alertAction)), ("autoAnswer", .bool(d.autoAnswer)),
+            ("interactionId", .string(budget.string(d.interactionId))),
+            ("interactionType", .string(budget.string(d.interactionType))),
+            ("name", .string(budget.string(d.name))), ("address", .string(budget.string(d.address))),
+            ("alertType", .uint32(d.alertType)), ("alertAction", .uint32(d.alertAction)), ("autoAnswer", .bool(d.autoAnswer)),
         ]
         if let q = d.queueType { p.append(("queueType", .uint32(q))) }
-        if let q = d.queueName { p.append(("queueName", .string(q))) }
-        p.append(("attributes", .stringDict(d.attributes)))
+        if let q = d.queueName { p.append(("queueName", .string(budget.string(q)))) }
+        p.append(("attributes", .stringDict(d.attributes.map { (budget.string($0.0), budget.string($0.1)) })))
         return .vardict(p)
     }
 
-    /// A user map: id, displayName and the properties as JSON → D-Bus.
+    /// A user map: id, displayName and the properties as JSON → D-Bus, under one entry budget.
     public static func user(_ u: UserEntry) -> DBusValue {
-        var prefix: [(String, DBusValue)] = [("id", .string(u.id))]
-        if let d = u.displayName { prefix.append(("displayName", .string(d))) }
-        return JSONToDBus.map(u.properties.filter { $0.0 != "id" && $0.0 != "displayName" }, prefix: prefix)
+        var budget = EntryBudget()
+        var prefix: [(String, DBusValue)] = [("id", .string(budget.string(u.id)))]
+        if let d = u.displayName { prefix.append(("displayName", .string(budget.string(d)))) }
+        return JSONToDBus.map(u.properties.filter { $0.0 != "id" && $0.0 != "displayName" }, prefix: prefix, budget: &budget)
     }
 
     /// ICWS failures → the contract's error names. Messages carry the server's
@@ -177,13 +255,6 @@ public enum ContractMaps {
             if id.hasSuffix("noLicense") { return named("NoLicense", "\(id): \(e.message)") }
             if id == "error.request.timeout" { return named("Timeout", "\(id): \(e.message)") }
             return named("ServerError", "HTTP \(status) \(id.isEmpty ? "" : id + ": ")\(e.message)")
-        }
-    }
-
-    public static func busError(_ e: StationCommandError) -> BusError {
-        switch e {
-        case .noStation: return BusError(name: BridgeNames.errorPrefix + "NoStation", message: "no station is connected")
-        case .icws(let i): return busError(i)
         }
     }
 }
