@@ -87,16 +87,20 @@ let package = Package(
             name: "icws-bench",
             dependencies: ["TestSupport", "ICWSSimulator", "ICWS", "DBusKit", "Bridge", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/icws-bench"),
-        .executableTarget(name: "icws-fuzz", dependencies: ["ICWSProtocol", "BridgeContract", "DBusKit", "CDBus"], path: "Tests/Fuzz/Driver"),
+        .target(name: "FuzzTargets", dependencies: ["ICWSProtocol", "BridgeContract", "DBusKit"], path: "Tests/Fuzz/Targets"),
+        .executableTarget(name: "icws-fuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Driver"),
         .target(
             name: "TestSupport",
             dependencies: ["ICWSSimulator", "ICWS", "DBusKit", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"),
-        .testTarget(name: "ICWSTests", dependencies: ["ICWS", "ICWSSimulator", "TestSupport"]),
+        .testTarget(name: "ICWSTests", dependencies: ["ICWS", "ICWSSimulator", "TestSupport", "FuzzTargets"]),
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "TestSupport"]),
         .testTarget(name: "BridgeTests", dependencies: ["Bridge", "ICWS", "DBusKit", "ICWSSimulator", "TestSupport"]),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["TestSupport", "ICWSSimulator", "DBusKit", "ICWS", "Daemon", "Bridge", "icws-bridged", "icws-bridgectl"]),
+            dependencies: [
+                "TestSupport", "ICWSSimulator", "DBusKit", "ICWS", "Daemon", "Bridge", "icws-bridged", "icws-bridgectl",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
     ]
 )

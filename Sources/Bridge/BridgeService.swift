@@ -104,9 +104,9 @@ public final class BridgeService: Sendable {
             return [.string(info.sipUser ?? ""), .string(info.sipPassword?.value ?? ""), .string(info.sipAddress ?? "")]
         }
         object.onMethod(BridgeNames.users, "GetUsers") { _ throws(BusError) in
-            let users = self.state.withLock { $0.users.all }
+            let users = self.state.withLock { $0.users }
             defer { self.workObserver?(users.count) }
-            return [.vardicts(users.map(ContractMaps.user))]
+            return [Emission.usersValue(users)]
         }
     }
 
@@ -150,20 +150,14 @@ public final class BridgeService: Sendable {
     }
 
     private func handle(message: ICWSMessage) throws(BusError) {
+        for signal in Emission.signals(for: message) {
+            try object.emit(signal.interface, signal.member, signal.arguments)
+            countSignal()
+        }
         switch message {
         case .stationConnectionStateChange(let m):
-            try object.emit(
-                BridgeNames.station, "StationConnectionStateChanged",
-                [ContractMaps.stationInfo(m.previousStationInfo), ContractMaps.stationInfo(m.newStationInfo), .bool(m.isDelta)])
-            countSignal()
             try object.setProperty(BridgeNames.station, "Info", ContractMaps.stationInfo(m.newStationInfo))
         case .interactionAlerting(let m):
-            // Past 8 MiB one message becomes several signals, in order: the first
-            // keeps is_delta, the rest say true.
-            for (i, run) in SignalSplitter.runs(m.details.map(ContractMaps.alertDetail)).enumerated() {
-                try object.emit(BridgeNames.interactions, "InteractionAlerting", [.vardicts(run), .bool(i == 0 ? m.isDelta : true)])
-                countSignal()
-            }
             let count = state.withLock { s -> Int in
                 s.alerting.apply(m)
                 return s.alerting.count
@@ -173,13 +167,6 @@ public final class BridgeService: Sendable {
             let count = state.withLock { s -> Int in
                 s.users.apply(m)
                 return s.users.count
-            }
-            for args in SignalSplitter.usersChanged(
-                added: m.added.map(ContractMaps.user), changed: m.changed.map(ContractMaps.user), removed: m.removed,
-                isDelta: m.isDelta)
-            {
-                try object.emit(BridgeNames.users, "UsersChanged", args)
-                countSignal()
             }
             try object.setProperty(BridgeNames.users, "Count", .uint32(UInt32(clamping: count)))
         case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .unknown:
@@ -194,14 +181,14 @@ public final class BridgeService: Sendable {
     /// that a burst of N alerting interactions costs O(N), not O(N²).
     private func publishAlerting(count: Int) throws(BusError) {
         if count <= BusLimits.propertyValueEntries {
-            let value = DBusValue.vardicts(state.withLock { $0.alerting.current }.map(ContractMaps.alertDetail))
+            let value = Emission.alertingValue(state.withLock { $0.alerting })
             if value.encodedSizeBound <= BusLimits.propertyValueBytes {
                 try object.setProperty(BridgeNames.interactions, "Alerting", value)
                 return
             }
         }
         try object.invalidateProperty(BridgeNames.interactions, "Alerting") { [weak self] in
-            .vardicts((self?.state.withLock { $0.alerting.current } ?? []).map(ContractMaps.alertDetail))
+            Emission.alertingValue(self?.state.withLock { $0.alerting } ?? AlertingCache())
         }
     }
 }

@@ -43,6 +43,14 @@ public struct EntryBudget: Sendable {
         return Self.prefix(s, utf8Bytes: room) + "…"
     }
 
+    /// A map key: kept whole up to 256 bytes (cut beyond, ending in "…") even
+    /// when the budget is spent, so that a value cut to nothing keeps its name.
+    public mutating func key(_ s: String) -> String {
+        let k = s.utf8.count <= 256 ? s : Self.prefix(s, utf8Bytes: 256) + "…"
+        remaining = max(0, remaining - k.utf8.count - 8)
+        return k
+    }
+
     /// The longest prefix of `s` of at most `n` UTF-8 bytes that ends on a scalar boundary.
     static func prefix(_ s: String, utf8Bytes n: Int) -> String {
         var out = String.UnicodeScalarView()

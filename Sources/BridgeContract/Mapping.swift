@@ -105,7 +105,7 @@ public enum JSONToDBus {
         var seen: [String: Int] = [:]
         for (i, p) in pairs.enumerated() { seen[p.0] = i }
         for (rawKey, json) in members {
-            let key = budget.string(rawKey)
+            let key = budget.key(rawKey)
             if let v = value(json, budget: &budget) {
                 if let i = seen[key] { pairs[i].1 = v } else {
                     seen[key] = pairs.count

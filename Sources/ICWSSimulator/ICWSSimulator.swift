@@ -50,6 +50,8 @@ public final class ICWSSimulator: Sendable {
         var requests: [SimRequest] = []
         var deliveries: [SimDelivery] = []
         var recordDeliveries = true
+        /// How long a station PUT waits before it is applied and answered (tests of late answers).
+        var stationDelay: Duration = .zero
         var unavailable: (alternates: [String], acceptHosts: [String], count: Int?)?
         var refuseUntil: ContinuousClock.Instant?
         var expired: [String: (challenge: Bool, location: String?)] = [:]
@@ -214,6 +216,10 @@ public final class ICWSSimulator: Sendable {
     }
 
     public func setRecordDeliveries(_ on: Bool) { global.withLock { $0.recordDeliveries = on } }
+
+    /// Makes every station PUT wait `delay` before it is applied and answered.
+    public func setStationDelay(_ delay: Duration) { global.withLock { $0.stationDelay = delay } }
+    var stationDelay: Duration { global.withLock { $0.stationDelay } }
 
     // MARK: Faults and traffic
 

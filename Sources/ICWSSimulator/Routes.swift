@@ -213,6 +213,8 @@ extension ICWSSimulator {
             session.end()
             return Response(status: .ok)
         case (.put, "connection/station"):
+            let delay = stationDelay
+            if delay > .zero { try? await Task.sleep(for: delay) }
             return putStation(session, body: body)
         case (.get, "connection/station"):
             guard let station = session.mutable.withLock({ $0.station }) else {

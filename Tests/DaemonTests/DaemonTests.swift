@@ -29,11 +29,12 @@ struct DaemonRig {
     static func start(
         config extra: String = "", password: String? = "secret", watchdogUsec: Int? = 1_000_000,
         environment extraEnv: [String: String] = [:], serverPort: Int? = nil, server: String? = nil, sim existing: ICWSSimulator? = nil,
+        systemBusLimits: Bool = false, logLevel: String = "debug",
         configure: (inout SimulatorConfiguration) -> Void = { _ in }
     ) async throws -> DaemonRig {
         let sim: ICWSSimulator
         if let existing { sim = existing } else { sim = try await startSimulator(configure) }
-        let bus = try PrivateBus()
+        let bus = try PrivateBus(systemLimits: systemBusLimits)
         let notify = try NotifyListener()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("daemon-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -54,7 +55,7 @@ struct DaemonRig {
         env.merge(extraEnv) { $1 }
         let logPath = dir.appendingPathComponent("daemon.log").path
         let daemon = try ChildProcess(
-            [binary("icws-bridged"), "--config", configPath, "--bus", bus.address, "--log-level", "debug"],
+            [binary("icws-bridged"), "--config", configPath, "--bus", bus.address, "--log-level", logLevel],
             environment: env, stderrPath: logPath)
         return DaemonRig(sim: sim, bus: bus, notify: notify, daemon: daemon, dir: dir, configPath: configPath, logPath: logPath)
     }

@@ -1,3 +1,4 @@
+import FuzzTargets
 import Foundation
 import ICWS
 import ICWSSimulator
@@ -197,7 +198,7 @@ import Testing
 /// Every file of the fuzz corpora (seeds and each crash ever found) goes
 /// through the fuzz entry points: these stay fixed.
 @Suite struct FuzzCorpusTests {
-    @Test(arguments: ["sse", "message", "challenge"]) func corpusReplays(_ target: String) throws {
+    @Test(arguments: ["sse", "message", "challenge", "bus"]) func corpusReplays(_ target: String) throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fuzz/corpus/\(target)")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
@@ -208,6 +209,7 @@ import Testing
                 switch target {
                 case "sse": FuzzEntries.sse(buffer)
                 case "message": FuzzEntries.message(buffer)
+                case "bus": FuzzEntries.bus(buffer)
                 default: FuzzEntries.challenge(buffer)
                 }
             }

@@ -93,13 +93,24 @@ public final class PrivateBus: @unchecked Sendable {
     public let directory: URL
     let process: ChildProcess
 
-    public init(includeShippedPolicy: Bool = true, allowRootToOwnBridgeName: Bool = true) throws {
+    /// `systemLimits`: the limits of dbus-daemon's system bus (32 MiB messages,
+    /// its defaults) instead of the roomy ones most tests use.
+    public init(includeShippedPolicy: Bool = true, allowRootToOwnBridgeName: Bool = true, systemLimits: Bool = false) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("icws-bus-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         _ = chmod(dir.path, 0o755)
         directory = dir
         let socket = dir.appendingPathComponent("bus").path
         let policy = repositoryRoot.appendingPathComponent("dbus/system.d/io.github.icwsbridge.Bridge1.conf").path
+        let limits =
+            systemLimits
+            ? ""
+            : """
+            <limit name="max_incoming_bytes">1000000000</limit>
+            <limit name="max_outgoing_bytes">1000000000</limit>
+            <limit name="max_message_size">134217728</limit>
+            <limit name="max_replies_per_connection">100000</limit>
+            """
         let config = """
             <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
              "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -122,10 +133,7 @@ public final class PrivateBus: @unchecked Sendable {
               </policy>
               \(allowRootToOwnBridgeName ? "<policy user=\"root\"><allow own=\"io.github.icwsbridge.Bridge1\"/></policy>" : "")
               \(includeShippedPolicy ? "<include>\(policy)</include>" : "")
-              <limit name="max_incoming_bytes">1000000000</limit>
-              <limit name="max_outgoing_bytes">1000000000</limit>
-              <limit name="max_message_size">134217728</limit>
-              <limit name="max_replies_per_connection">100000</limit>
+              \(limits)
             </busconfig>
             """
         let configURL = dir.appendingPathComponent("bus.conf")

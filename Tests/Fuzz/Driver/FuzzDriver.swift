@@ -1,14 +1,15 @@
-import ICWSProtocol
+import FuzzTargets
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// One binary, three libFuzzer targets: ICWS_FUZZ_TARGET = sse | message | challenge.
+/// One binary, four libFuzzer targets: ICWS_FUZZ_TARGET = sse | message | challenge | bus.
 let target: @Sendable (UnsafeBufferPointer<UInt8>) -> Void = {
     switch getenv("ICWS_FUZZ_TARGET").map({ String(cString: $0) }) ?? "" {
     case "message": return FuzzEntries.message
     case "challenge": return FuzzEntries.challenge
+    case "bus": return FuzzEntries.bus
     default: return FuzzEntries.sse
     }
 }()

@@ -1,5 +1,5 @@
 import DBusKit
-import ICWS
+import ICWSProtocol
 
 /// Values in insertion order with O(1) lookup, update and removal: removed
 /// slots are left empty and compacted once they are half the store, so a
