@@ -103,6 +103,10 @@ public struct JSONParseError: Error, CustomStringConvertible, Sendable, Equatabl
 extension JSONValue {
     /// Deepest nesting accepted; deeper input is refused instead of exhausting the stack.
     public static let maxDepth = 256
+    /// Most values one document may hold. A parsed value takes some 50 bytes
+    /// however few its text took (`[[],[],…]`), so a 64 MiB message could
+    /// otherwise cost a gigabyte; a 10,000-user directory holds about 100,000.
+    public static let maxValues = 4_000_000
 
     public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
         var copy = text
@@ -137,6 +141,7 @@ extension JSONValue {
 private struct JSONParser {
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
+    var values = 0
 
     init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
@@ -154,6 +159,8 @@ private struct JSONParser {
     mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
         guard depth < JSONValue.maxDepth else { throw error("nesting deeper than \(JSONValue.maxDepth)") }
         guard index < bytes.count else { throw error("unexpected end of input") }
+        values += 1
+        guard values <= JSONValue.maxValues else { throw error("more than \(JSONValue.maxValues) values") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth)
         case UInt8(ascii: "["): return try parseArray(depth: depth)

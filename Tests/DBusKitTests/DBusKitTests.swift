@@ -156,6 +156,52 @@ struct TestService {
         #expect(later == [.uint32(10)])
     }
 
+    /// A reply past the bus's message limit is LimitsExceeded, not a dropped connection.
+    @Test func aReplyTooLargeForTheBusIsLimitsExceeded() async throws {
+        let svc = try await TestService.start()
+        defer { svc.stop() }
+        let client = try await svc.client()
+        defer { client.close() }
+        let big = DBusValue.vardict([("s", .string(String(repeating: "x", count: 40 << 20)))])
+        do {
+            _ = try await client.call(destination: "org.example.TestService", path: "/org/example/Test", interface: "org.example.Test", member: "Echo", arguments: [big])
+            Issue.record("expected LimitsExceeded")
+        } catch {
+            #expect(error.name == "org.freedesktop.DBus.Error.LimitsExceeded", "\(error)")
+        }
+        #expect(svc.server.isConnected)
+        let small = try await client.call(destination: "org.example.TestService", path: "/org/example/Test", interface: "org.example.Test", member: "Echo", arguments: [.vardict([("a", .uint32(1))])])
+        #expect(small == [.vardict([("a", .uint32(1))])])
+    }
+
+    /// A caller that floods the service with calls gets LimitsExceeded past
+    /// the in-flight bound; the others are answered.
+    @Test func callsInFlightAreBounded() async throws {
+        let svc = try await TestService.start()
+        defer { svc.stop() }
+        let client = try await svc.client()
+        defer { client.close() }
+        let results = await withTaskGroup(of: String.self) { group in
+            for _ in 0..<700 {
+                group.addTask {
+                    do {
+                        _ = try await client.call(
+                            destination: "org.example.TestService", path: "/org/example/Test", interface: "org.example.Test", member: "Later",
+                            arguments: [.uint32(1500)])
+                        return "ok"
+                    } catch { return (error as? BusError)?.name ?? "\(error)" }
+                }
+            }
+            var all: [String] = []
+            for await r in group { all.append(r) }
+            return all
+        }
+        let limited = results.filter { $0 == "org.freedesktop.DBus.Error.LimitsExceeded" }.count
+        #expect(limited >= 700 - 512 && results.filter { $0 == "ok" }.count >= 400, "\(Dictionary(grouping: results, by: { $0 }).mapValues(\.count))")
+        let after = try await client.call(destination: "org.example.TestService", path: "/org/example/Test", interface: "org.example.Test", member: "Later", arguments: [.uint32(1)])
+        #expect(after == [.uint32(1)], "served again once the backlog is gone")
+    }
+
     @Test func repliesComeLaterAndConcurrently() async throws {
         let svc = try await TestService.start()
         defer { svc.stop() }

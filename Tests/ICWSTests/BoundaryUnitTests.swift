@@ -1,5 +1,5 @@
 import Foundation
-import ICWS
+@testable import ICWS
 import Testing
 
 /// The protocol side of the boundary catalogue (docs/boundaries.md).
@@ -72,5 +72,23 @@ import Testing
         for i in 0..<1000 { registry.register("sip-\(i)-xxxx", kind: .station) }
         #expect(registry.all.contains("the-password") && registry.all.contains("csrf-token-1"))
         #expect(registry.all.count <= 3 * 64)
+    }
+}
+
+@Suite struct LoginResponseTests {
+    @Test func headerAndPathValuesFromTheServerAreChecked() {
+        #expect(ICWSClient.isHeaderSafe("abcDEF0123-_=+/"))
+        #expect(!ICWSClient.isHeaderSafe("tok\r\nX-Evil: 1"))
+        #expect(!ICWSClient.isHeaderSafe("tök"))
+        #expect(ICWSClient.isSafeSessionId("1000001"))
+        for bad in ["..", "a/b", "a?b", "a b", "a%2fb", String(repeating: "1", count: 300)] {
+            #expect(!ICWSClient.isSafeSessionId(bad), "\(bad)")
+        }
+    }
+
+    @Test func jsonValueCountIsBounded() {
+        let many = "[" + Array(repeating: "[]", count: JSONValue.maxValues).joined(separator: ",") + "]"
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(many) }
+        #expect((try? JSONValue.parse("[" + Array(repeating: "1", count: 100_000).joined(separator: ",") + "]")) != nil)
     }
 }
