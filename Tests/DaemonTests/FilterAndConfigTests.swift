@@ -3,6 +3,7 @@ import Foundation
 import ICWS
 import Logging
 import Testing
+import TestSupport
 
 /// The log filter and the configuration's ranges (docs/boundaries.md).
 @Suite struct RedactorTests {
@@ -37,26 +38,12 @@ import Testing
     }
 
     @Test func theHandlerFiltersMessageAndMetadata() {
-        final class Sink: @unchecked Sendable {
-            var lines: [String] = []
-        }
-        struct Capture: LogHandler {
-            let sink: Sink
-            var metadata: Logger.Metadata = [:]
-            var logLevel: Logger.Level = .trace
-            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-                get { metadata[key] }
-                set { metadata[key] = newValue }
-            }
-            func log(event: LogEvent) { sink.lines.append("\(event.message) \(event.metadata ?? [:])") }
-        }
-        let sink = Sink()
+        let capture = LogCapture()
         let registry = SecretRegistry()
         registry.register("live-csrf-1234", kind: .session)
-        var logger = Logger(label: "t") { _ in RedactingLogHandler(wrapping: Capture(sink: sink), registry: registry) }
-        logger.logLevel = .trace
+        let logger = capture.logger { RedactingLogHandler(wrapping: $0, registry: registry) }
         logger.trace("head live-csrf-1234", metadata: ["ahc-http-part": "\(["x": "live-csrf-1234"])"])
-        #expect(sink.lines.count == 1 && !sink.lines[0].contains("live-csrf-1234"), "\(sink.lines)")
+        #expect(capture.all.count == 1 && !capture.text.contains("live-csrf-1234"), "\(capture.all)")
     }
 }
 

@@ -31,7 +31,12 @@ public final class LogCapture: Sendable {
     func append(_ s: String) { lines.withLock { $0.append(s) } }
 
     public func logger(_ label: String = "test", level: Logger.Level = .trace) -> Logger {
-        var l = Logger(label: label, factory: { _ in CapturingHandler(capture: self) })
+        logger(label, level: level) { $0 }
+    }
+
+    /// A logger whose capturing handler is first wrapped by `wrap` (a filter under test).
+    public func logger(_ label: String = "test", level: Logger.Level = .trace, wrap: @escaping @Sendable (any LogHandler) -> any LogHandler) -> Logger {
+        var l = Logger(label: label, factory: { _ in wrap(CapturingHandler(capture: self)) })
         l.logLevel = level
         return l
     }
