@@ -131,6 +131,36 @@ func rssSplit(pid: pid_t) -> String {
     return String(format: "(anonymous %.1f MB, file-backed %.1f MB)", kb("RssAnon:") / 1024, kb("RssFile:") / 1024)
 }
 
+/// Context switches (voluntary and not) of every thread of `pid` over
+/// `window`, sampled every 250 ms so that threads that come and go are
+/// counted too; with the split by thread name.
+func contextSwitches(pid: pid_t, over window: Duration) async -> (Int, String) {
+    var last: [String: Int] = [:]
+    var names: [String: String] = [:]
+    var delta: [String: Int] = [:]
+    func sample() {
+        let dir = "/proc/\(pid)/task"
+        for tid in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+            guard let status = try? String(contentsOfFile: "\(dir)/\(tid)/status", encoding: .utf8) else { continue }
+            let n = status.split(separator: "\n").filter { $0.contains("ctxt_switches") }
+                .compactMap { $0.split(separator: "\t").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } }.reduce(0, +)
+            names[tid] = (try? String(contentsOfFile: "\(dir)/\(tid)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? tid
+            if let before = last[tid] { delta[tid, default: 0] += n - before }
+            last[tid] = n
+        }
+    }
+    sample()
+    let end = ContinuousClock.now + window
+    while ContinuousClock.now < end {
+        try? await Task.sleep(for: .milliseconds(250))
+        sample()
+    }
+    var byName: [String: Int] = [:]
+    for (tid, d) in delta { byName[names[tid] ?? tid, default: 0] += d }
+    let split = byName.filter { $0.value > 0 }.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    return (delta.values.reduce(0, +), split)
+}
+
 func rssMB(pid: pid_t) -> Double {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
         let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
@@ -164,7 +194,7 @@ struct Bench {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
 
-        func startDaemon(messaging: String, sim: ICWSSimulator) async throws -> (ChildProcess, NotifyListener, Double) {
+        func startDaemon(messaging: String, sim: ICWSSimulator, watchdogUsec: Int? = nil) async throws -> (ChildProcess, NotifyListener, Double) {
             let config = dir.appendingPathComponent("bench-\(messaging).conf").path
             try """
                 server = http://127.0.0.1:\(sim.port)
@@ -183,6 +213,7 @@ struct Bench {
             var env = ProcessInfo.processInfo.environment
             env["NOTIFY_SOCKET"] = notify.path
             env["ICWS_PASSWORD"] = "secret"
+            if let watchdogUsec { env["WATCHDOG_USEC"] = String(watchdogUsec) } else { env.removeValue(forKey: "WATCHDOG_USEC") }
             let t0 = ContinuousClock.now
             let p = try ChildProcess([daemonPath, "--config", config, "--bus", bus.address, "--log-level", "error"], environment: env, stderrPath: dir.appendingPathComponent("daemon.log").path)
             while notify.count("READY=1") == 0 {
@@ -196,11 +227,15 @@ struct Bench {
         do {
             // A small directory first: icws-sim's default of 25 users plus the agent.
             let small = try await startSimulator()
-            let (daemon, notify, _) = try await startDaemon(messaging: "sse", sim: small)
+            let (daemon, notify, _) = try await startDaemon(messaging: "sse", sim: small, watchdogUsec: 30_000_000)
             while small.currentStation == nil { try await Task.sleep(for: .milliseconds(10)) }
             try await Task.sleep(for: .seconds(2))
-            print("\n== Memory at rest, 26-user directory")
+            print("\n== At rest, 26-user directory (keep-alives every 10 s, WatchdogSec=30s)")
             print("  RSS: \(String(format: "%.1f MB", rssMB(pid: daemon.pid))) \(rssSplit(pid: daemon.pid))")
+            let window: Duration = quick ? .seconds(20) : .seconds(60)
+            let (switches, byThread) = await contextSwitches(pid: daemon.pid, over: window)
+            let perMinute = Double(switches) * 60 / window.seconds
+            print("  context switches: \(String(format: "%.0f", perMinute)) a minute, all threads (\(byThread))")
             await daemon.stop()
             notify.stop()
             await small.stop()

@@ -334,25 +334,29 @@ public final class BusConnection: Sendable {
 
     public var isConnected: Bool { shared.withLock { !$0.closed && !$0.closing } }
 
-    /// True once the bus thread ran a no-op handed to it (a liveness check for the watchdog).
-    public func ping(timeout: Duration) async -> Bool {
-        let done = Mutex(false)
-        return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-            let claim: @Sendable () -> Bool = { done.withLock { d in defer { d = true }; return !d } }
-            guard submit({ _ in if claim() { c.resume(returning: true) } }) else {
-                if claim() { c.resume(returning: false) }
-                return
-            }
-            Task {
-                try? await Task.sleep(for: timeout)
-                if claim() { c.resume(returning: false) }
-            }
-        }
+    /// A no-op handed to the bus thread; `answered` once it ran. The watchdog
+    /// hands one over, sleeps its interval, and pings only if it was answered:
+    /// no timer and no extra wake-up per ping.
+    public final class Probe: Sendable {
+        private let done = Atomic<Bool>(false)
+        public var answered: Bool { done.load(ordering: .acquiring) }
+        func mark() { done.store(true, ordering: .releasing) }
     }
 
-    /// Called (on the bus thread) when the bus drops the connection.
+    public func probe() -> Probe {
+        let p = Probe()
+        _ = submit { _ in p.mark() }
+        return p
+    }
+
+    /// Called (on the bus thread) when the bus drops the connection; at once
+    /// when it already has.
     public func onDisconnect(_ handler: @escaping @Sendable () -> Void) {
-        disconnectHandlers.withLock { $0.append(handler) }
+        let alreadyLost = shared.withLock { s -> Bool in
+            disconnectHandlers.withLock { $0.append(handler) }
+            return s.closed && !s.closing
+        }
+        if alreadyLost { handler() }
     }
 
     // MARK: Incoming messages (bus thread, inside dispatch)
@@ -607,7 +611,7 @@ public final class BusConnection: Sendable {
 
 /// Runs `body` on a new detached thread named `name` (a pthread: Thread would
 /// pull all of Foundation into the daemon). False if no thread could be made.
-func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
+public func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
     final class Box: Sendable {
         let name: String
         let body: @Sendable () -> Void

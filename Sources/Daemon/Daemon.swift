@@ -5,7 +5,10 @@ import ICWS
 import Logging
 import ServiceLifecycle
 import Systemd
-import UnixSignals
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 public let daemonVersion = "0.1.0"
 
@@ -109,20 +112,32 @@ public enum Daemon {
 
         // A graceful shutdown runs in reverse order: the session goes first (STOPPING=1,
         // logout), which ends its events, so the bridge then returns, and so on.
+        let (reloads, reloadRequests) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: BusWatchService(connection: connection), serviceName: "bus"),
             .init(
-                service: ReloadService(path: options.configPath, supervisor: supervisor, client: client, notifier: notifier, logger: logger),
+                service: ReloadService(
+                    path: options.configPath, reloads: reloads, supervisor: supervisor, client: client, notifier: notifier, logger: logger),
                 serviceName: "reload"),
             .init(service: WatchdogService(supervisor: supervisor, connection: connection, notifier: notifier, logger: logger), serviceName: "watchdog"),
             .init(service: BridgeEventsService(bridge: bridge), serviceName: "bridge"),
             .init(service: SessionService(supervisor: supervisor, notifier: notifier), serviceName: "session"),
         ]
-        var groupConfig = ServiceGroupConfiguration(
-            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // Signals come from ProcessSignals' own thread (blocked everywhere else).
+        var groupConfig = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [], logger: logger)
         groupConfig.maximumGracefulShutdownDuration = .seconds(4)
         groupConfig.logging.keys.serviceKey = "service"
         let group = ServiceGroup(configuration: groupConfig)
+        let signals = Task {
+            for await signal in ProcessSignals.stream() {
+                if signal == SIGHUP {
+                    reloadRequests.yield()
+                } else {
+                    await group.triggerGracefulShutdown()
+                }
+            }
+        }
+        defer { signals.cancel() }
         var failure: (any Error)?
         do { try await group.run() } catch { failure = error }
         connection.close()
@@ -159,8 +174,8 @@ struct BridgeEventsService: Service {
     }
 }
 
-/// WATCHDOG=1 at half of WATCHDOG_USEC, only after a round trip through the
-/// supervisor actor and the bus thread proved both still turn.
+/// WATCHDOG=1 at half of WATCHDOG_USEC, only when the supervisor actor turns
+/// and the bus thread ran the probe handed to it one interval before.
 struct WatchdogService: Service {
     let supervisor: SessionSupervisor
     let connection: BusConnection
@@ -174,14 +189,16 @@ struct WatchdogService: Service {
         }
         logger.debug("watchdog enabled", metadata: ["watchdog.ping_ms": "\(Int(interval.seconds * 1000))"])
         try await untilGracefulShutdown {
+            var probe = connection.probe()
             while !Task.isCancelled {
+                try await loopSleep(for: interval)
                 _ = await supervisor.status
-                if await connection.ping(timeout: interval) {
+                if probe.answered {
                     notifier.watchdog()
                 } else {
                     logger.error("the bus thread did not answer; not pinging the watchdog")
                 }
-                try await Task.sleep(for: interval)
+                probe = connection.probe()
             }
         }
     }
@@ -190,6 +207,8 @@ struct WatchdogService: Service {
 /// SIGHUP: RELOADING=1, re-read the configuration, apply what changed, READY=1.
 struct ReloadService: Service {
     let path: String
+    /// One element per SIGHUP.
+    let reloads: AsyncStream<Void>
     let supervisor: SessionSupervisor
     let client: ICWSClient
     let notifier: Notifier
@@ -197,7 +216,7 @@ struct ReloadService: Service {
 
     func run() async throws {
         try await untilGracefulShutdown {
-            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+            for await _ in reloads {
                 notifier.reloading()
                 do {
                     let (config, password, source) = try loadConfiguration(path: path)
@@ -225,10 +244,14 @@ struct BusWatchService: Service {
     }
 
     func run() async throws {
+        // Told by the bus thread's own disconnect callback: nothing polls.
+        let lost = AsyncStream<Void>.makeStream()
+        connection.onDisconnect { lost.continuation.yield() }
         try await untilGracefulShutdown {
-            while connection.isConnected {
-                try await Task.sleep(for: .milliseconds(250))
+            if connection.isConnected {
+                for await _ in lost.stream { break }
             }
+            if Task.isCancelled { return }
             throw Disconnected()
         }
     }

@@ -1,4 +1,5 @@
 import CMalloc
+import ICWS
 import Synchronization
 
 /// Gives memory back to the system after work.
@@ -54,7 +55,7 @@ public final class MemoryReclaimer: Sendable {
                 return due - now
             }
             if wait <= .zero { break }
-            try? await Task.sleep(for: wait)
+            try? await loopSleep(for: wait)
         }
         state.withLock {
             $0.pending = 0

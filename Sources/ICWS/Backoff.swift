@@ -73,7 +73,7 @@ public struct SystemSupervisorClock: SupervisorClock {
     let start = ContinuousClock.now
     public init() {}
     public func now() -> Duration { ContinuousClock.now - start }
-    public func sleep(for duration: Duration) async throws { try await Task.sleep(for: duration) }
+    public func sleep(for duration: Duration) async throws { try await loopSleep(for: duration) }
 }
 
 /// A one-consumer queue whose `next()` can be cancelled without losing

@@ -421,13 +421,15 @@ public final class ICWSClient: Sendable {
                     }
                 }
                 group.addTask {
-                    let tick = min(stallTimeout / 4, .seconds(1))
+                    // One deadline, moved on by every byte: it wakes once per
+                    // stall-timeout at most, not on a tick.
                     while true {
-                        try await Task.sleep(for: tick)
-                        let idle = ContinuousClock.now - lastActivity.get()
-                        if idle > stallTimeout {
+                        let due = lastActivity.get() + stallTimeout
+                        if ContinuousClock.now >= due {
+                            let idle = ContinuousClock.now - lastActivity.get()
                             throw ICWSError(kind: .timeout, message: "message stream stalled for \(Int(idle.seconds)) s")
                         }
+                        try await loopSleep(until: due)
                     }
                 }
                 try await group.next()

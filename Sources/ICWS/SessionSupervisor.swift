@@ -638,7 +638,7 @@ public actor SessionSupervisor {
                 } catch {
                     answer = .failure(error)
                     guard error.kind == .transport, attempt == 0 else { break }
-                    try? await Task.sleep(for: .milliseconds(100))
+                    try? await loopSleep(for: .milliseconds(100))
                 }
             }
             switch answer {
@@ -703,7 +703,7 @@ public actor SessionSupervisor {
             for r in results {
                 if let end = await deliver(r, from: s) { return end }
             }
-            do { try await Task.sleep(for: interval) } catch { return .cancelled }
+            do { try await loopSleep(for: interval) } catch { return .cancelled }
         }
         return .cancelled
     }
@@ -751,7 +751,7 @@ public actor SessionSupervisor {
         await Task.detached {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { try? await client.logout(s) }
-                group.addTask { try? await Task.sleep(for: .seconds(3)) }
+                group.addTask { try? await loopSleep(for: .seconds(3)) }
                 await group.next()
                 group.cancelAll()
             }

@@ -7,7 +7,7 @@ import Logging
 import Systemd
 
 @main
-struct IcwsBridged: AsyncParsableCommand {
+struct IcwsBridged: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "icws-bridged",
         abstract: "Holds one ICWS session and bridges it to D-Bus (io.github.icwsbridge.Bridge1).",
@@ -31,7 +31,14 @@ struct IcwsBridged: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
+    /// Synchronous on purpose: an `async` main would park the main thread in
+    /// `dispatch_main()` and hand the main queue to libdispatch's worker pool,
+    /// whose monitor wakes every second (see `QuietExecutor`). The daemon's
+    /// tasks run on NIO's loops; the main thread just waits for them.
+    func run() throws {
+        // Before any other thread exists: the signals go to ProcessSignals' thread only.
+        ProcessSignals.block()
+        QuietExecutor.install()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let journal = LogDestination.stderrIsJournal
         LoggingSystem.bootstrap { label in
@@ -53,11 +60,48 @@ struct IcwsBridged: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "icws-bridged")
-        do {
-            try await Daemon.run(DaemonOptions(configPath: config, bus: BusAddress(parsing: bus)), logger: logger)
-        } catch {
+        let options = DaemonOptions(configPath: config, bus: BusAddress(parsing: bus))
+        let outcome = WaitForResult<DaemonExit?>()
+        Task {
+            do throws(DaemonExit) {
+                try await Daemon.run(options, logger: logger)
+                outcome.set(nil)
+            } catch {
+                outcome.set(error)
+            }
+        }
+        if let error = outcome.wait() {
             logger.critical("\(error.description)")
             throw ExitCode(error.code)
+        }
+    }
+}
+
+/// One value handed from a task to a thread that blocks until it comes.
+final class WaitForResult<Value: Sendable>: @unchecked Sendable {
+    // Unchecked: `value` is only touched with `mutex` held.
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var value: Value?
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    func set(_ v: Value) {
+        pthread_mutex_lock(&mutex)
+        value = v
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func wait() -> Value {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        while true {
+            if let v = value { return v }
+            pthread_cond_wait(&condition, &mutex)
         }
     }
 }
