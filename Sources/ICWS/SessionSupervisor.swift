@@ -667,7 +667,7 @@ public actor SessionSupervisor {
                 // The new stream is open (the server sent its first bytes): the old one can take nothing more.
                 if resync.update({ r in defer { r = false }; return r }) { await self.resubscribe(s) }
                 guard case .event(let event) = output, verdict.get() == nil else { return }
-                if let end = await self.deliver(data: Array(event.data.utf8), from: s) {
+                if let end = await self.deliver(data: event.data, from: s) {
                     verdict.set(end)
                 }
             }

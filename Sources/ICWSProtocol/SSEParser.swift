@@ -1,13 +1,19 @@
 /// One server-sent event.
 public struct SSEEvent: Sendable, Equatable {
     public var type: String
-    public var data: String
+    /// The data lines as received (joined by LF): the message is decoded from
+    /// these bytes once, never turned into a String on the way.
+    public var data: [UInt8]
     public var id: String?
 
-    public init(type: String = "message", data: String, id: String? = nil) {
+    public init(type: String = "message", bytes: [UInt8], id: String? = nil) {
         self.type = type
-        self.data = data
+        self.data = bytes
         self.id = id
+    }
+
+    public init(type: String = "message", data: String, id: String? = nil) {
+        self.init(type: type, bytes: Array(data.utf8), id: id)
     }
 }
 
@@ -68,10 +74,8 @@ public struct SSEParser: Sendable {
         }
         if line.isEmpty {
             if hasData && !data.isEmpty {
-                let event = SSEEvent(
-                    type: eventType.isEmpty ? "message" : eventType,
-                    data: String(decoding: data, as: UTF8.self), id: lastEventId)
-                data.removeAll(keepingCapacity: data.count < 65536)
+                let event = SSEEvent(type: eventType.isEmpty ? "message" : eventType, bytes: data, id: lastEventId)
+                data = []
                 hasData = false
                 eventType = ""
                 try emit(.event(event))
@@ -96,17 +100,15 @@ public struct SSEParser: Sendable {
             field = line[...]
             value = []
         }
-        switch String(decoding: field, as: UTF8.self) {
-        case "data":
+        // Field names compared as bytes: no String per line.
+        if field.elementsEqual("data".utf8) {
             if hasData { data.append(0x0A) }
             data.append(contentsOf: value)
             hasData = true
-        case "event":
+        } else if field.elementsEqual("event".utf8) {
             eventType = String(decoding: value, as: UTF8.self)
-        case "id":
+        } else if field.elementsEqual("id".utf8) {
             if !value.contains(0) { lastEventId = String(decoding: value, as: UTF8.self) }
-        default:
-            break  // retry and unknown fields are ignored
-        }
+        }  // retry and unknown fields are ignored
     }
 }

@@ -16,7 +16,7 @@ public enum FuzzEntries {
             let end = min(bytes.count, i + chunk)
             do {
                 try parser.feed(UnsafeBufferPointer(rebasing: bytes[i..<end])) { output in
-                    if case .event(let e) = output { _ = try? ICWSMessage.decode(text: Array(e.data.utf8)) }
+                    if case .event(let e) = output { _ = try? ICWSMessage.decode(text: e.data) }
                 }
             } catch {
                 return
