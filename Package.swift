@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "icws-bridge",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "icws-bridged", targets: ["icws-bridged"]),
         .executable(name: "icws-bridgectl", targets: ["icws-bridgectl"]),
@@ -50,7 +49,7 @@ let package = Package(
         .target(
             name: "ICWSSimulator",
             dependencies: [
-                "ICWS",
+                "ICWSProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

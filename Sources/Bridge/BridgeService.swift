@@ -36,9 +36,13 @@ public final class BridgeService: Sendable {
         self.logger = logger
         self.workObserver = workObserver
         self.statusObserver = statusObserver
-        object = BusObject(path: BridgeNames.objectPath, interfaces: try BridgeNames.interfaces())
+        let interfaces = try BridgeNames.interfaces()
+        object = BusObject(path: BridgeNames.objectPath, interfaces: interfaces)
         try publishInitialProperties()
         installHandlers()
+        // The table, the XML and the handlers agree, or the daemon does not start.
+        let problems = Contract.mismatches(against: interfaces) + object.unboundMethods.map { "method \($0) has no handler" }
+        guard problems.isEmpty else { throw .failed("the D-Bus contract does not hold: " + problems.joined(separator: "; ")) }
     }
 
     /// Exports the object and takes the well-known name (fails when it is taken).
@@ -50,20 +54,20 @@ public final class BridgeService: Sendable {
     public var signalsEmitted: UInt64 { state.withLock { $0.signalsEmitted } }
 
     private func publishInitialProperties() throws(BusError) {
-        try object.setProperties(BridgeNames.session, sessionProperties(SessionStatus()))
-        try object.setProperties(
-            BridgeNames.station,
-            [("Connected", .bool(false)), ("Ready", .bool(false)), ("Info", .vardict([])), ("Settings", .vardict([]))])
-        try object.setProperties(BridgeNames.interactions, [("Alerting", .vardicts([]))])
-        try object.setProperties(BridgeNames.users, [("Count", .uint32(0))])
+        try object.setProperties(sessionProperties(SessionStatus()))
+        try object.setProperties([
+            (Contract.Station.connected, .bool(false)), (Contract.Station.ready, .bool(false)), (Contract.Station.info, .vardict([])),
+            (Contract.Station.settings, .vardict([])), (Contract.Interactions.alerting, .vardicts([])), (Contract.Users.count, .uint32(0)),
+        ])
     }
 
-    private func sessionProperties(_ s: SessionStatus) -> [(String, DBusValue)] {
+    private func sessionProperties(_ s: SessionStatus) -> [(PropertySpec, DBusValue)] {
+        typealias P = Contract.Session
         // Server text (display name, reasons) is cut to one short line here.
-        [
-            ("State", .uint32(s.state.rawValue)), ("Server", .string(s.server)), ("UserId", .string(s.userId.singleLine(maxBytes: 1024))),
-            ("UserDisplayName", .string(s.userDisplayName.singleLine(maxBytes: 1024))), ("MessagingMode", .string(s.messagingMode)),
-            ("LastError", .string(s.lastError.singleLine(maxBytes: 2048))), ("ReconnectCount", .uint32(s.reconnectCount)),
+        return [
+            (P.state, .uint32(s.state.rawValue)), (P.server, .string(s.server)), (P.userId, .string(s.userId.singleLine(maxBytes: 1024))),
+            (P.userDisplayName, .string(s.userDisplayName.singleLine(maxBytes: 1024))), (P.messagingMode, .string(s.messagingMode)),
+            (P.lastError, .string(s.lastError.singleLine(maxBytes: 2048))), (P.reconnectCount, .uint32(s.reconnectCount)),
         ]
     }
 
@@ -71,20 +75,20 @@ public final class BridgeService: Sendable {
 
     private func installHandlers() {
         let supervisor = self.supervisor
-        object.onMethod(BridgeNames.session, "Reconnect") { _ throws(BusError) in
+        object.onMethod(Contract.Session.reconnect) { _ throws(BusError) in
             supervisor.reconnect()
             return []
         }
-        object.onMethod(BridgeNames.session, "Disconnect") { _ throws(BusError) in
+        object.onMethod(Contract.Session.disconnect) { _ throws(BusError) in
             await supervisor.disconnect()
             return []
         }
-        object.onMethod(BridgeNames.station, "Connect") { call throws(BusError) in
+        object.onMethod(Contract.Station.connect) { call throws(BusError) in
             let settings = try ContractMaps.parseConnect(call.arguments[0])
             do throws(ICWSError) { try await supervisor.connectStation(settings) } catch { throw ContractMaps.busError(error) }
             return []
         }
-        object.onMethod(BridgeNames.station, "Disconnect") { _ throws(BusError) in
+        object.onMethod(Contract.Station.disconnect) { _ throws(BusError) in
             let station = await supervisor.station
             guard station.connected || station.requested != nil else {
                 throw ContractMaps.busError(StationCommandError.noStation)
@@ -92,18 +96,18 @@ public final class BridgeService: Sendable {
             do throws(ICWSError) { try await supervisor.disconnectStation() } catch { throw ContractMaps.busError(error) }
             return []
         }
-        object.onMethod(BridgeNames.station, "SetReady") { call throws(BusError) in
+        object.onMethod(Contract.Station.setReady) { call throws(BusError) in
             guard let ready = call.arguments[0].boolValue else { throw .invalidArgs("ready must be a boolean") }
             do throws(StationCommandError) { try await supervisor.setReady(ready) } catch { throw ContractMaps.busError(error) }
             return []
         }
-        object.onMethod(BridgeNames.station, "GetSipCredentials") { call throws(BusError) in
+        object.onMethod(Contract.Station.getSipCredentials) { call throws(BusError) in
             let info: StationInformation
             do throws(StationCommandError) { info = try await supervisor.stationInformation() } catch { throw ContractMaps.busError(error) }
             self.logger.info("SIP credentials handed out", metadata: ["dbus.sender": "\(call.sender)"])
             return [.string(info.sipUser ?? ""), .string(info.sipPassword?.value ?? ""), .string(info.sipAddress ?? "")]
         }
-        object.onMethod(BridgeNames.users, "GetUsers") { _ throws(BusError) in
+        object.onMethod(Contract.Users.getUsers) { _ throws(BusError) in
             let users = self.state.withLock { $0.users }
             defer { self.workObserver?(users.count) }
             return [Emission.usersValue(users)]
@@ -127,16 +131,17 @@ public final class BridgeService: Sendable {
                     st.status = s
                     return st.station
                 }
-                try object.setProperties(BridgeNames.session, sessionProperties(s))
+                try object.setProperties(sessionProperties(s))
                 statusObserver?(s, station)
             case .station(let st):
                 let status = state.withLock { s -> SessionStatus in
                     s.station = st
                     return s.status
                 }
-                try object.setProperties(
-                    BridgeNames.station,
-                    [("Connected", .bool(st.connected)), ("Ready", .bool(st.ready)), ("Settings", ContractMaps.settings(st.requested))])
+                try object.setProperties([
+                    (Contract.Station.connected, .bool(st.connected)), (Contract.Station.ready, .bool(st.ready)),
+                    (Contract.Station.settings, ContractMaps.settings(st.requested)),
+                ])
                 statusObserver?(status, st)
             case .message(let m):
                 defer { workObserver?(m.entryCount) }
@@ -151,12 +156,12 @@ public final class BridgeService: Sendable {
 
     private func handle(message: ICWSMessage) throws(BusError) {
         for signal in Emission.signals(for: message) {
-            try object.emit(signal.interface, signal.member, signal.arguments)
+            try object.emit(signal.spec, signal.arguments)
             countSignal()
         }
         switch message {
         case .stationConnectionStateChange(let m):
-            try object.setProperty(BridgeNames.station, "Info", ContractMaps.stationInfo(m.newStationInfo))
+            try object.setProperty(Contract.Station.info, ContractMaps.stationInfo(m.newStationInfo))
         case .interactionAlerting(let m):
             let count = state.withLock { s -> Int in
                 s.alerting.apply(m)
@@ -168,7 +173,7 @@ public final class BridgeService: Sendable {
                 s.users.apply(m)
                 return s.users.count
             }
-            try object.setProperty(BridgeNames.users, "Count", .uint32(UInt32(clamping: count)))
+            try object.setProperty(Contract.Users.count, .uint32(UInt32(clamping: count)))
         case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .unknown:
             break
         }
@@ -183,11 +188,11 @@ public final class BridgeService: Sendable {
         if count <= BusLimits.propertyValueEntries {
             let value = Emission.alertingValue(state.withLock { $0.alerting })
             if value.encodedSizeBound <= BusLimits.propertyValueBytes {
-                try object.setProperty(BridgeNames.interactions, "Alerting", value)
+                try object.setProperty(Contract.Interactions.alerting, value)
                 return
             }
         }
-        try object.invalidateProperty(BridgeNames.interactions, "Alerting") { [weak self] in
+        try object.invalidateProperty(Contract.Interactions.alerting.interface, Contract.Interactions.alerting.name) { [weak self] in
             Emission.alertingValue(self?.state.withLock { $0.alerting } ?? AlertingCache())
         }
     }

@@ -3,9 +3,10 @@ import ICWSProtocol
 
 /// One signal as the bridge emits it.
 public struct SignalEmission: Sendable {
-    public var interface: String
-    public var member: String
+    public var spec: SignalSpec
     public var arguments: [DBusValue]
+    public var interface: String { spec.interface }
+    public var member: String { spec.name }
 }
 
 /// The one path from a decoded ICWS message to the signals that publish it
@@ -17,18 +18,18 @@ public enum Emission {
         case .stationConnectionStateChange(let m):
             return [
                 SignalEmission(
-                    interface: BridgeNames.station, member: "StationConnectionStateChanged",
+                    spec: Contract.Station.stateChanged,
                     arguments: [ContractMaps.stationInfo(m.previousStationInfo), ContractMaps.stationInfo(m.newStationInfo), .bool(m.isDelta)])
             ]
         case .interactionAlerting(let m):
             return SignalSplitter.runs(m.details.map(ContractMaps.alertDetail)).enumerated().map { i, run in
                 SignalEmission(
-                    interface: BridgeNames.interactions, member: "InteractionAlerting", arguments: [.vardicts(run), .bool(i == 0 ? m.isDelta : true)])
+                    spec: Contract.Interactions.alertingSignal, arguments: [.vardicts(run), .bool(i == 0 ? m.isDelta : true)])
             }
         case .users(let m):
             return SignalSplitter.usersChanged(
                 added: m.added.map(ContractMaps.user), changed: m.changed.map(ContractMaps.user), removed: m.removed, isDelta: m.isDelta
-            ).map { SignalEmission(interface: BridgeNames.users, member: "UsersChanged", arguments: $0) }
+            ).map { SignalEmission(spec: Contract.Users.changed, arguments: $0) }
         case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .unknown:
             return []
         }

@@ -35,6 +35,13 @@ public final class BusObject: Sendable {
         handlers.withLock { $0[interface + "." + member] = handler }
     }
 
+    /// The methods of the XML that have no handler, as `interface.member`
+    /// (checked at start-up: a call to one would only fail when made).
+    public var unboundMethods: [String] {
+        let bound = handlers.withLock { Set($0.keys) }
+        return interfaces.flatMap { i in i.methods.map { i.name + "." + $0.name } }.filter { !bound.contains($0) }
+    }
+
     /// Makes a property writable through `Properties.Set` (it must be declared writable).
     public func onSetProperty(_ interface: String, _ name: String, _ setter: @escaping Setter) {
         setters.withLock { $0[interface + "." + name] = setter }

@@ -4,7 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import NIOSSL
-import ICWS
+import ICWSProtocol
 import Logging
 import NIOCore
 import Synchronization

@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import ICWS
+import ICWSProtocol
 import NIOCore
 
 extension HTTPField.Name {

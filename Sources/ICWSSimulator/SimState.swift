@@ -1,4 +1,4 @@
-import ICWS
+import ICWSProtocol
 import Synchronization
 
 /// A queue of outgoing message texts whose waiters are only woken, never

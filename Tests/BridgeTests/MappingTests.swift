@@ -104,6 +104,18 @@ import TestSupport
         #expect(c.count == 51 && c.all.first?.id == "z" && c.user("u199") != nil)
     }
 
+    /// The contract table and the shipped XML agree member for member (the daemon checks this at start too).
+    @Test func contractTableMatchesTheXML() throws {
+        #expect(Contract.mismatches(against: try BridgeNames.interfaces()) == [])
+        var broken = try BridgeNames.interfaces()
+        let station = try #require(broken.firstIndex { $0.name == BridgeNames.station })
+        broken[station].methods.removeAll { $0.name == "SetReady" }
+        broken[station].properties[0].type = "x"
+        let problems = Contract.mismatches(against: broken)
+        #expect(problems.contains { $0.contains("SetReady is not in the XML") }, "\(problems)")
+        #expect(problems.contains { $0.contains("Connected is x in the XML") }, "\(problems)")
+    }
+
     @Test func embeddedInterfaceXMLMatchesTheShippedFiles() throws {
         let dir = repositoryRoot.appendingPathComponent("dbus/interfaces")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".xml") }.sorted()

@@ -1,0 +1,146 @@
+import DBusKit
+
+/// A method of the contract: where it lives and what it takes and gives.
+public struct MethodSpec: Sendable, Hashable {
+    public let interface: String
+    public let name: String
+    public let inSignature: String
+    public let outSignature: String
+}
+
+/// A signal of the contract.
+public struct SignalSpec: Sendable, Hashable {
+    public let interface: String
+    public let name: String
+    public let signature: String
+}
+
+/// A property of the contract (all read-only).
+public struct PropertySpec: Sendable, Hashable {
+    public let interface: String
+    public let name: String
+    public let type: String
+}
+
+/// The D-Bus contract as one table per interface: every member with its
+/// signature, named in code by these constants rather than by strings. The
+/// bridge binds its handlers to these, and `mismatches(against:)` holds the
+/// table against the shipped XML (a test, and a check at start-up), so the
+/// declaration, the XML and the code that serves it cannot drift apart.
+public enum Contract {
+    public enum Session {
+        public static let interface = BridgeNames.session
+        public static let reconnect = MethodSpec(interface: interface, name: "Reconnect", inSignature: "", outSignature: "")
+        public static let disconnect = MethodSpec(interface: interface, name: "Disconnect", inSignature: "", outSignature: "")
+        public static let state = PropertySpec(interface: interface, name: "State", type: "u")
+        public static let server = PropertySpec(interface: interface, name: "Server", type: "s")
+        public static let userId = PropertySpec(interface: interface, name: "UserId", type: "s")
+        public static let userDisplayName = PropertySpec(interface: interface, name: "UserDisplayName", type: "s")
+        public static let messagingMode = PropertySpec(interface: interface, name: "MessagingMode", type: "s")
+        public static let lastError = PropertySpec(interface: interface, name: "LastError", type: "s")
+        public static let reconnectCount = PropertySpec(interface: interface, name: "ReconnectCount", type: "u")
+        static let methods = [reconnect, disconnect]
+        static let properties = [state, server, userId, userDisplayName, messagingMode, lastError, reconnectCount]
+    }
+
+    public enum Station {
+        public static let interface = BridgeNames.station
+        public static let connect = MethodSpec(interface: interface, name: "Connect", inSignature: "a{sv}", outSignature: "")
+        public static let disconnect = MethodSpec(interface: interface, name: "Disconnect", inSignature: "", outSignature: "")
+        public static let setReady = MethodSpec(interface: interface, name: "SetReady", inSignature: "b", outSignature: "")
+        public static let getSipCredentials = MethodSpec(interface: interface, name: "GetSipCredentials", inSignature: "", outSignature: "sss")
+        public static let stateChanged = SignalSpec(interface: interface, name: "StationConnectionStateChanged", signature: "a{sv}a{sv}b")
+        public static let connected = PropertySpec(interface: interface, name: "Connected", type: "b")
+        public static let ready = PropertySpec(interface: interface, name: "Ready", type: "b")
+        public static let info = PropertySpec(interface: interface, name: "Info", type: "a{sv}")
+        public static let settings = PropertySpec(interface: interface, name: "Settings", type: "a{sv}")
+        static let methods = [connect, disconnect, setReady, getSipCredentials]
+        static let signals = [stateChanged]
+        static let properties = [connected, ready, info, settings]
+    }
+
+    public enum Interactions {
+        public static let interface = BridgeNames.interactions
+        public static let alertingSignal = SignalSpec(interface: interface, name: "InteractionAlerting", signature: "aa{sv}b")
+        public static let alerting = PropertySpec(interface: interface, name: "Alerting", type: "aa{sv}")
+        static let signals = [alertingSignal]
+        static let properties = [alerting]
+    }
+
+    public enum Users {
+        public static let interface = BridgeNames.users
+        public static let getUsers = MethodSpec(interface: interface, name: "GetUsers", inSignature: "", outSignature: "aa{sv}")
+        public static let changed = SignalSpec(interface: interface, name: "UsersChanged", signature: "aa{sv}aa{sv}asb")
+        public static let count = PropertySpec(interface: interface, name: "Count", type: "u")
+        static let methods = [getUsers]
+        static let signals = [changed]
+        static let properties = [count]
+    }
+
+    public static let methods: [MethodSpec] = Session.methods + Station.methods + Users.methods
+    public static let signals: [SignalSpec] = Station.signals + Interactions.signals + Users.signals
+    public static let properties: [PropertySpec] = Session.properties + Station.properties + Interactions.properties + Users.properties
+
+    /// Every difference between this table and `interfaces` (the XML), one
+    /// line each; empty when they agree member for member.
+    public static func mismatches(against interfaces: [InterfaceDescription]) -> [String] {
+        var problems: [String] = []
+        let names = Set(methods.map(\.interface) + signals.map(\.interface) + properties.map(\.interface))
+        for name in names where !interfaces.contains(where: { $0.name == name }) { problems.append("interface \(name) is not in the XML") }
+        for iface in interfaces {
+            let ms = methods.filter { $0.interface == iface.name }
+            for m in iface.methods {
+                guard let spec = ms.first(where: { $0.name == m.name }) else {
+                    problems.append("method \(iface.name).\(m.name) is in the XML, not in the table")
+                    continue
+                }
+                if spec.inSignature != m.inSignature || spec.outSignature != m.outSignature {
+                    problems.append("method \(iface.name).\(m.name) is (\(m.inSignature))→(\(m.outSignature)) in the XML, (\(spec.inSignature))→(\(spec.outSignature)) in the table")
+                }
+            }
+            for spec in ms where iface.method(spec.name) == nil { problems.append("method \(iface.name).\(spec.name) is not in the XML") }
+            let ss = signals.filter { $0.interface == iface.name }
+            for s in iface.signals {
+                guard let spec = ss.first(where: { $0.name == s.name }) else {
+                    problems.append("signal \(iface.name).\(s.name) is in the XML, not in the table")
+                    continue
+                }
+                if spec.signature != s.signature { problems.append("signal \(iface.name).\(s.name) is (\(s.signature)) in the XML, (\(spec.signature)) in the table") }
+            }
+            for spec in ss where iface.signal(spec.name) == nil { problems.append("signal \(iface.name).\(spec.name) is not in the XML") }
+            let ps = properties.filter { $0.interface == iface.name }
+            for p in iface.properties {
+                guard let spec = ps.first(where: { $0.name == p.name }) else {
+                    problems.append("property \(iface.name).\(p.name) is in the XML, not in the table")
+                    continue
+                }
+                if spec.type != p.type { problems.append("property \(iface.name).\(p.name) is \(p.type) in the XML, \(spec.type) in the table") }
+            }
+            for spec in ps where iface.property(spec.name) == nil { problems.append("property \(iface.name).\(spec.name) is not in the XML") }
+        }
+        return problems
+    }
+}
+
+extension BusObject {
+    /// Binds the handler of a method of the contract.
+    public func onMethod(_ spec: MethodSpec, _ handler: @escaping Handler) { onMethod(spec.interface, spec.name, handler) }
+
+    /// Emits a signal of the contract.
+    public func emit(_ spec: SignalSpec, _ arguments: [DBusValue]) throws(BusError) { try emit(spec.interface, spec.name, arguments) }
+
+    /// Sets properties of the contract (one `PropertiesChanged` per interface).
+    public func setProperties(_ values: [(PropertySpec, DBusValue)]) throws(BusError) {
+        var byInterface: [(String, [(String, DBusValue)])] = []
+        for (spec, value) in values {
+            if let i = byInterface.firstIndex(where: { $0.0 == spec.interface }) {
+                byInterface[i].1.append((spec.name, value))
+            } else {
+                byInterface.append((spec.interface, [(spec.name, value)]))
+            }
+        }
+        for (interface, pairs) in byInterface { try setProperties(interface, pairs) }
+    }
+
+    public func setProperty(_ spec: PropertySpec, _ value: DBusValue) throws(BusError) { try setProperty(spec.interface, spec.name, value) }
+}
