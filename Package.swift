@@ -25,6 +25,7 @@ let package = Package(
             name: "CSystemd", pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CMalloc"),
+        .target(name: "CConcurrencyHooks"),
         .target(name: "ICWSProtocol"),
         .target(
             name: "ICWS",
@@ -59,7 +60,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Bridge", "Systemd", "ICWS", "DBusKit", "CMalloc",
+                "Bridge", "Systemd", "ICWS", "DBusKit", "CMalloc", "CConcurrencyHooks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

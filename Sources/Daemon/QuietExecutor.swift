@@ -1,3 +1,4 @@
+import CConcurrencyHooks
 import NIOCore
 import NIOPosix
 
@@ -16,47 +17,54 @@ import NIOPosix
 /// thread hop from an I/O loop to the cooperative pool on every message.
 ///
 /// The Swift runtime offers hooks for exactly this (`swift_task_enqueueGlobal`
-/// and the two delayed forms); NIO installs the first, this installs the
-/// other two. Like NIO's, it is `unsafe`: it relies on the hooks' C
-/// signatures, and must run once, at start, before any task sleeps.
+/// and the two delayed forms); this sets all three, as NIO's own
+/// `unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor`
+/// sets the first (which finds it with `dlsym`, and so fails in the shipped
+/// binary, linked statically without exported symbols). It is unsafe in the
+/// same way: it relies on the hooks' C signatures, and must run once, at
+/// start, before any task exists.
 public enum QuietExecutor {
+    typealias GlobalOriginal = @convention(thin) (UnownedJob) -> Void
+    typealias GlobalHook = @convention(thin) (UnownedJob, GlobalOriginal) -> Void
     typealias DelayOriginal = @convention(thin) (UInt64, UnownedJob) -> Void
     typealias DelayHook = @convention(thin) (UInt64, UnownedJob, DelayOriginal) -> Void
     typealias DeadlineOriginal = @convention(thin) (Int64, Int64, Int64, Int64, Int32, UnownedJob) -> Void
     typealias DeadlineHook = @convention(thin) (Int64, Int64, Int64, Int64, Int32, UnownedJob, DeadlineOriginal) -> Void
 
-    /// True when all three hooks are in place (false: the default executor stays, nothing else changes).
+    /// Installs the three hooks; false (and nothing changed) when another
+    /// hook is already in place. Call once, first thing in `main`.
     @discardableResult
     public static func install() -> Bool {
-        guard let handle = dlopen(nil, RTLD_NOW),
-            let delaySlot = dlsym(handle, "swift_task_enqueueGlobalWithDelay_hook"),
-            let deadlineSlot = dlsym(handle, "swift_task_enqueueGlobalWithDeadline_hook")
-        else { return false }
-        guard NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor() else { return false }
         // The closures are written where they become thin function pointers:
         // the compiler makes a thin reference only of a literal in place.
-        withUnsafeTemporaryAllocation(of: DelayHook.self, capacity: 1) { slot in
-            slot.baseAddress!.initialize(to: { nanoseconds, job, _ in QuietExecutor.schedule(job, in: nanoseconds) })
-            slot.baseAddress!.withMemoryRebound(to: UnsafeRawPointer?.self, capacity: 1) { fn in
-                delaySlot.assumingMemoryBound(to: UnsafeRawPointer?.self).pointee = fn.pointee
-            }
-        }
-        withUnsafeTemporaryAllocation(of: DeadlineHook.self, capacity: 1) { slot in
-            slot.baseAddress!.initialize(to: { seconds, nanoseconds, toleranceSeconds, toleranceNanoseconds, clock, job, original in
-                guard let now = QuietExecutor.now(clock: clock) else {
-                    original(seconds, nanoseconds, toleranceSeconds, toleranceNanoseconds, clock, job)
-                    return
+        withUnsafeTemporaryAllocation(of: GlobalHook.self, capacity: 1) { global in
+            global.baseAddress!.initialize(to: { job, _ in QuietExecutor.schedule(job, in: 0) })
+            return withUnsafeTemporaryAllocation(of: DelayHook.self, capacity: 1) { delay in
+                delay.baseAddress!.initialize(to: { nanoseconds, job, _ in QuietExecutor.schedule(job, in: nanoseconds) })
+                return withUnsafeTemporaryAllocation(of: DeadlineHook.self, capacity: 1) { deadline in
+                    deadline.baseAddress!.initialize(to: { seconds, nanoseconds, toleranceSeconds, toleranceNanoseconds, clock, job, original in
+                        guard let now = QuietExecutor.now(clock: clock) else {
+                            original(seconds, nanoseconds, toleranceSeconds, toleranceNanoseconds, clock, job)
+                            return
+                        }
+                        let due = seconds &* 1_000_000_000 &+ nanoseconds
+                        QuietExecutor.schedule(job, in: UInt64(max(0, due &- now)))
+                    })
+                    guard let g = pointer(global.baseAddress!), let d = pointer(delay.baseAddress!), let dl = pointer(deadline.baseAddress!)
+                    else { return false }
+                    return icws_set_concurrency_hooks(g, d, dl) == 1
                 }
-                let due = seconds &* 1_000_000_000 &+ nanoseconds
-                QuietExecutor.schedule(job, in: UInt64(max(0, due &- now)))
-            })
-            slot.baseAddress!.withMemoryRebound(to: UnsafeRawPointer?.self, capacity: 1) { fn in
-                deadlineSlot.assumingMemoryBound(to: UnsafeRawPointer?.self).pointee = fn.pointee
             }
         }
-        return true
     }
 
+    /// The function pointer stored at `slot`, as the runtime's hook variables hold it.
+    private static func pointer<F>(_ slot: UnsafeMutablePointer<F>) -> UnsafeMutableRawPointer? {
+        slot.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: 1) { $0.pointee }
+    }
+
+    /// Runs `job` on an event loop of NIO's singleton group (the caller's own
+    /// loop when it runs on one), now or after `nanoseconds`.
     static func schedule(_ job: UnownedJob, in nanoseconds: UInt64) {
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         let executor = loop.executor
@@ -79,4 +87,3 @@ public enum QuietExecutor {
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 }
-
