@@ -226,7 +226,8 @@ struct Bench {
 
         do {
             // A small directory first: icws-sim's default of 25 users plus the agent.
-            let small = try await startSimulator()
+            // Keep-alives every 10 s, as a real server sends them (the tests' default is 200 ms).
+            let small = try await startSimulator { $0.keepAlive = .seconds(10) }
             let (daemon, notify, _) = try await startDaemon(messaging: "sse", sim: small, watchdogUsec: 30_000_000)
             while small.currentStation == nil { try await Task.sleep(for: .milliseconds(10)) }
             try await Task.sleep(for: .seconds(2))
