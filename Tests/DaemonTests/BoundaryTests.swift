@@ -289,4 +289,25 @@ final class SignalRecorder: Sendable {
         #expect(rig.daemon.poll() == nil)
         await rig.stop()
     }
+
+    /// Nothing polls: the daemon never starts libdispatch's worker pool
+    /// (whose monitor wakes every second); its threads are NIO's loops, the
+    /// bus thread, the signal thread and the main thread, whatever it does.
+    @Test func noLibdispatchWorkerEverStarts() async throws {
+        let rig = try await DaemonRig.start(config: "station-type = workstation\nstation-workstation = 7001")
+        try await connected(rig)
+        _ = try await rig.ctl(["ready"])
+        _ = rig.sim.startAlerting()
+        rig.daemon.signal(SIGHUP)
+        try await eventually("reloaded") { rig.notify.count("READY=1") >= 2 }
+        _ = try await rig.ctl(["reconnect"])
+        try await connected(rig)
+        try await Task.sleep(for: .seconds(1))
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(rig.daemon.pid)/task")
+        let names = tasks.compactMap { try? String(contentsOfFile: "/proc/\(rig.daemon.pid)/task/\($0)/comm", encoding: .utf8) }
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(!names.contains { $0.contains("qos") }, "threads: \(names)")
+        #expect(names.contains("dbus") && names.contains("signals"), "threads: \(names)")
+        await rig.stop()
+    }
 }
