@@ -81,43 +81,46 @@ public enum Contract {
     public static let signals: [SignalSpec] = Station.signals + Interactions.signals + Users.signals
     public static let properties: [PropertySpec] = Session.properties + Station.properties + Interactions.properties + Users.properties
 
+    /// One member as both sides describe it, for the comparison.
+    struct Member: Hashable {
+        var kind: String
+        var interface: String
+        var name: String
+        var signature: String
+        var key: String { "\(kind) \(interface).\(name)" }
+    }
+
+    static var tableMembers: [Member] {
+        methods.map { Member(kind: "method", interface: $0.interface, name: $0.name, signature: "(\($0.inSignature))→(\($0.outSignature))") }
+            + signals.map { Member(kind: "signal", interface: $0.interface, name: $0.name, signature: "(\($0.signature))") }
+            + properties.map { Member(kind: "property", interface: $0.interface, name: $0.name, signature: $0.type) }
+    }
+
+    static func xmlMembers(_ interfaces: [InterfaceDescription]) -> [Member] {
+        interfaces.flatMap { i in
+            i.methods.map { Member(kind: "method", interface: i.name, name: $0.name, signature: "(\($0.inSignature))→(\($0.outSignature))") }
+                + i.signals.map { Member(kind: "signal", interface: i.name, name: $0.name, signature: "(\($0.signature))") }
+                + i.properties.map { Member(kind: "property", interface: i.name, name: $0.name, signature: $0.type) }
+        }
+    }
+
     /// Every difference between this table and `interfaces` (the XML), one
     /// line each; empty when they agree member for member.
     public static func mismatches(against interfaces: [InterfaceDescription]) -> [String] {
+        let table = Dictionary(tableMembers.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        let xml = Dictionary(xmlMembers(interfaces).map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
         var problems: [String] = []
-        let names = Set(methods.map(\.interface) + signals.map(\.interface) + properties.map(\.interface))
-        for name in names where !interfaces.contains(where: { $0.name == name }) { problems.append("interface \(name) is not in the XML") }
-        for iface in interfaces {
-            let ms = methods.filter { $0.interface == iface.name }
-            for m in iface.methods {
-                guard let spec = ms.first(where: { $0.name == m.name }) else {
-                    problems.append("method \(iface.name).\(m.name) is in the XML, not in the table")
-                    continue
-                }
-                if spec.inSignature != m.inSignature || spec.outSignature != m.outSignature {
-                    problems.append("method \(iface.name).\(m.name) is (\(m.inSignature))→(\(m.outSignature)) in the XML, (\(spec.inSignature))→(\(spec.outSignature)) in the table")
-                }
-            }
-            for spec in ms where iface.method(spec.name) == nil { problems.append("method \(iface.name).\(spec.name) is not in the XML") }
-            let ss = signals.filter { $0.interface == iface.name }
-            for s in iface.signals {
-                guard let spec = ss.first(where: { $0.name == s.name }) else {
-                    problems.append("signal \(iface.name).\(s.name) is in the XML, not in the table")
-                    continue
-                }
-                if spec.signature != s.signature { problems.append("signal \(iface.name).\(s.name) is (\(s.signature)) in the XML, (\(spec.signature)) in the table") }
-            }
-            for spec in ss where iface.signal(spec.name) == nil { problems.append("signal \(iface.name).\(spec.name) is not in the XML") }
-            let ps = properties.filter { $0.interface == iface.name }
-            for p in iface.properties {
-                guard let spec = ps.first(where: { $0.name == p.name }) else {
-                    problems.append("property \(iface.name).\(p.name) is in the XML, not in the table")
-                    continue
-                }
-                if spec.type != p.type { problems.append("property \(iface.name).\(p.name) is \(p.type) in the XML, \(spec.type) in the table") }
-            }
-            for spec in ps where iface.property(spec.name) == nil { problems.append("property \(iface.name).\(spec.name) is not in the XML") }
+        for name in Set(tableMembers.map(\.interface)) where !interfaces.contains(where: { $0.name == name }) {
+            problems.append("interface \(name) is not in the XML")
         }
+        for (key, x) in xml.sorted(by: { $0.key < $1.key }) {
+            guard let t = table[key] else {
+                problems.append("\(key) is in the XML, not in the table")
+                continue
+            }
+            if t.signature != x.signature { problems.append("\(key) is \(x.signature) in the XML, \(t.signature) in the table") }
+        }
+        for key in table.keys.sorted() where xml[key] == nil { problems.append("\(key) is not in the XML") }
         return problems
     }
 }
