@@ -116,14 +116,16 @@ public final class BridgeService: Sendable {
 
     // MARK: Events → bus
 
-    /// Consumes the supervisor's events until they end.
+    /// Consumes the supervisor's events until they end (when the supervisor
+    /// hands them to `handle` itself, this only waits for its end).
     public func run() async {
         for await event in supervisor.events {
             handle(event)
         }
     }
 
-    func handle(_ event: SupervisorEvent) {
+    /// Puts one supervisor event on the bus.
+    public func handle(_ event: SupervisorEvent) {
         do throws(BusError) {
             switch event {
             case .status(let s):

@@ -4,6 +4,7 @@ import FoundationEssentials
 import ICWS
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Systemd
 
 #if canImport(Glibc)
@@ -82,8 +83,13 @@ public enum Daemon {
             metadata: ["icws.servers": "\(config.servers.map(\.description).joined(separator: ","))", "icws.user": "\(config.user)", "password.source": "\(source)", "dbus.bus": "\(options.bus)"])
 
         let client = ICWSClient(configuration: config.clientConfiguration, logger: logger)
+        // Events go from the supervisor straight to the bridge, in order, with
+        // no task hop per message; the relay is wired once the bridge exists,
+        // before the supervisor runs.
+        let relay = EventRelay()
         let supervisor = SessionSupervisor(
-            configuration: config.supervisorConfiguration(password: password), client: client, logger: logger)
+            configuration: config.supervisorConfiguration(password: password), client: client, logger: logger,
+            eventHandler: relay.deliver)
 
         let connection: BusConnection
         do { connection = try await BusConnection.connect(options.bus, logger: logger) } catch {
@@ -99,6 +105,7 @@ public enum Daemon {
             ) { status, station in
                 notifier.status(statusLine(status, station))
             }
+            relay.connect(bridge)
             try await bridge.publish()
         } catch {
             connection.close()
@@ -265,4 +272,17 @@ func untilGracefulShutdown(_ operation: @Sendable @escaping () async throws -> V
     } catch is CancellationError {
         return
     }
+}
+
+/// Hands the supervisor's events to the bridge, which is made after the supervisor.
+final class EventRelay: Sendable {
+    // The bridge itself, not a closure: a closure behind a Mutex is re-wrapped
+    // in a pair of reabstraction thunks by every `withLock` that passes it
+    // inout, so one read per message grew a chain that overflowed the stack
+    // after some 12,000 messages.
+    private let target = Mutex<BridgeService?>(nil)
+
+    func connect(_ bridge: BridgeService) { target.withLock { $0 = bridge } }
+
+    @Sendable func deliver(_ event: SupervisorEvent) { target.withLock { $0 }?.handle(event) }
 }

@@ -99,8 +99,11 @@ public actor SessionSupervisor {
         case cancelled
     }
 
+    /// The events, unless an `eventHandler` takes them (then this only ends with `run()`).
     public nonisolated let events: AsyncStream<SupervisorEvent>
     private let eventSink: AsyncStream<SupervisorEvent>.Continuation
+    /// Called in order, on the supervisor, for every event: no task hop per message.
+    private let eventHandler: (@Sendable (SupervisorEvent) -> Void)?
     private let mailbox = Mailbox<Command>()
     private var configuration: SupervisorConfiguration
     private let client: ICWSClient
@@ -126,8 +129,10 @@ public actor SessionSupervisor {
 
     public init(
         configuration: SupervisorConfiguration, client: ICWSClient, clock: any SupervisorClock = SystemSupervisorClock(),
-        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }, logger: Logger
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }, logger: Logger,
+        eventHandler: (@Sendable (SupervisorEvent) -> Void)? = nil
     ) {
+        self.eventHandler = eventHandler
         self.configuration = configuration
         self.client = client
         self.clock = clock
@@ -770,7 +775,9 @@ public actor SessionSupervisor {
         emit(.status(status))
     }
 
-    private func emit(_ event: SupervisorEvent) { eventSink.yield(event) }
+    private func emit(_ event: SupervisorEvent) {
+        if let eventHandler { eventHandler(event) } else { eventSink.yield(event) }
+    }
 }
 
 /// Errors of the station commands.

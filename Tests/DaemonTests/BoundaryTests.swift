@@ -45,11 +45,17 @@ final class SignalRecorder: Sendable {
         try await eventually("connected", timeout: .seconds(15)) { (try? await rig.property(BridgeNames.session, "State")) == "u 2" }
     }
 
+    /// Connected, and messages flow: the users snapshot (icws-sim's 26 users) arrived.
+    func flowing(_ rig: DaemonRig) async throws {
+        try await connected(rig)
+        try await eventually("the users snapshot", timeout: .seconds(15)) { (try? await rig.property(BridgeNames.users, "Count")) == "u 26" }
+    }
+
     /// Depth: a user property nested 40 containers deep (D-Bus allows 32) is
     /// published as its compact JSON text; the daemon stays on the bus.
     @Test func deepServerValuesAreFlattenedToJSONText() async throws {
         let rig = try await DaemonRig.start(systemBusLimits: true)
-        try await connected(rig)
+        try await flowing(rig)
         let recorder = try await SignalRecorder(address: rig.bus.address)
         var nested: JSONValue = "bottom"
         for i in 0..<40 { nested = i % 2 == 0 ? .array([nested]) : .object([("k", nested)]) }
@@ -79,7 +85,7 @@ final class SignalRecorder: Sendable {
     /// answers LimitsExceeded instead of getting the daemon dropped.
     @Test func largeSnapshotsAreSplitAndLargeRepliesRefused() async throws {
         let rig = try await DaemonRig.start(systemBusLimits: true)
-        try await connected(rig)
+        try await flowing(rig)
         let recorder = try await SignalRecorder(address: rig.bus.address)
         let note = String(repeating: "n", count: 10_000)
         let count = 4_000
@@ -189,7 +195,7 @@ final class SignalRecorder: Sendable {
     /// announced as invalidated, and Get reads all of it.
     @Test func alertingBurstsCostLinearBusTraffic() async throws {
         let rig = try await DaemonRig.start()
-        try await connected(rig)
+        try await flowing(rig)
         let recorder = try await SignalRecorder(address: rig.bus.address)
         try await recorder.connection.addMatch("type='signal',interface='org.freedesktop.DBus.Properties'")
         let count = 20_000
@@ -280,7 +286,7 @@ final class SignalRecorder: Sendable {
     /// Server text cannot add sd_notify assignments (systemd splits on \r and \n).
     @Test func serverTextCannotForgeNotifyAssignments() async throws {
         let rig = try await DaemonRig.start()
-        try await connected(rig)
+        try await flowing(rig)
         rig.sim.inject(.down(shouldReconnect: false, reason: "bye\rWATCHDOG=trigger\nSTOPPING=1"))
         try await eventually("stopped") { (try? await rig.property(BridgeNames.session, "State")) == "u 4" }
         try await eventually("the reason in STATUS=") { rig.notify.statuses().contains { $0.contains("bye") } }
