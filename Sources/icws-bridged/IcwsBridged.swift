@@ -38,7 +38,7 @@ struct IcwsBridged: ParsableCommand {
     func run() throws {
         // Before any other thread exists: the signals go to ProcessSignals' thread only.
         ProcessSignals.block()
-        QuietExecutor.install()
+        let quiet = QuietExecutor.install()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let journal = LogDestination.stderrIsJournal
         LoggingSystem.bootstrap { label in
@@ -60,6 +60,9 @@ struct IcwsBridged: ParsableCommand {
             }
         }
         let logger = Logger(label: "icws-bridged")
+        if !quiet {
+            logger.warning("the Swift runtime's executor hooks were taken; tasks run on libdispatch's pool, which wakes every second")
+        }
         let options = DaemonOptions(configPath: config, bus: BusAddress(parsing: bus))
         let outcome = WaitForResult<DaemonExit?>()
         Task {
