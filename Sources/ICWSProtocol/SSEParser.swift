@@ -49,6 +49,17 @@ public struct SSEParser: Sendable {
     public mutating func feed<Bytes: Sequence<UInt8>>(
         _ bytes: Bytes, _ emit: (Output) throws -> Void
     ) throws {
+        try feedBytes(bytes, emit)
+    }
+
+    /// The same for a raw buffer (what the HTTP client hands over): a concrete
+    /// entry, so that the byte loop is specialized here rather than run through
+    /// a generic `Sequence` from another module.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, _ emit: (Output) throws -> Void) throws {
+        try feedBytes(bytes, emit)
+    }
+
+    private mutating func feedBytes<Bytes: Sequence<UInt8>>(_ bytes: Bytes, _ emit: (Output) throws -> Void) throws {
         for b in bytes {
             if skipLF {
                 skipLF = false

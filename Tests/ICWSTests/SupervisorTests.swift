@@ -181,8 +181,10 @@ import TestSupport
             return a.details.map(\.interactionId)
         }.flatMap { $0 }
         #expect(Set(deltas).count == deltas.count, "no message twice")
-        let snapshots = h.log.messages.filter { if case .interactionAlerting(let a) = $0 { !a.isDelta } else { false } }
-        #expect(snapshots.count >= 4, "a fresh snapshot after each reset")
+        // The snapshot after the last reset comes after that round's messages: wait for it.
+        try await eventually("a fresh snapshot after each reset") {
+            h.log.messages.filter { if case .interactionAlerting(let a) = $0 { !a.isDelta } else { false } }.count >= 4
+        }
         await h.stop()
     }
 
