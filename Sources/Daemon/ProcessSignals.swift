@@ -33,7 +33,15 @@ public enum ProcessSignals {
                 continuation.yield(signal)
             }
         }
-        if !started { continuation.finish() }
+        if !started {
+            // No thread to take them: let the signals act as they would by
+            // default (a stop without the logout beats a daemon deaf to SIGTERM).
+            var set = sigset_t()
+            sigemptyset(&set)
+            for s in handled { sigaddset(&set, s) }
+            pthread_sigmask(SIG_UNBLOCK, &set, nil)
+            continuation.finish()
+        }
         return stream
     }
 }
