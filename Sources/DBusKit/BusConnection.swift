@@ -523,14 +523,15 @@ public final class BusConnection: Sendable {
         }
     }
 
-    /// Sends a signal; signals keep the order in which they were emitted.
-    public func emitSignal(path: String, interface: String, member: String, arguments: [DBusValue]) throws(BusError) {
+    /// A signal message with its arguments, checked before libdbus sees them:
+    /// names, value types, and a size the bus takes. The caller owns the reference.
+    static func makeSignal(path: String, interface: String, member: String, arguments: [DBusValue]) throws(BusError) -> OpaquePointer {
         guard path.withCString({ dbus_validate_path($0, nil) }) != 0,
             interface.withCString({ dbus_validate_interface($0, nil) }) != 0,
             member.withCString({ dbus_validate_member($0, nil) }) != 0
         else { throw .invalidArgs("invalid signal path, interface or member") }
         let size = arguments.reduce(0) { $0 + $1.encodedSizeBound }
-        guard size <= Self.maxMessageBytes - Self.headerSlack else {
+        guard size <= maxMessageBytes - headerSlack else {
             throw .limitsExceeded("signal \(member) would be about \(size >> 20) MiB, more than a D-Bus message may carry")
         }
         guard let m = dbus_message_new_signal(path, interface, member) else { throw .failed("out of memory") }
@@ -538,6 +539,12 @@ public final class BusConnection: Sendable {
             dbus_message_unref(m)
             throw .invalidArgs(error.description)
         }
+        return m
+    }
+
+    /// Sends a signal; signals keep the order in which they were emitted.
+    public func emitSignal(path: String, interface: String, member: String, arguments: [DBusValue]) throws(BusError) {
+        let m = try Self.makeSignal(path: path, interface: interface, member: member, arguments: arguments)
         let ref = MessageRef(pointer: m)
         let accepted = submit { conn in
             dbus_connection_send(conn, ref.pointer, nil)

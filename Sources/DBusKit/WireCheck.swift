@@ -6,13 +6,11 @@ import CDBus
 public enum WireCheck {
     /// The wire size of the signal, or why a bus would refuse it.
     public static func signal(path: String, interface: String, member: String, arguments: [DBusValue]) -> Result<Int, BusError> {
-        guard path.withCString({ dbus_validate_path($0, nil) }) != 0,
-            interface.withCString({ dbus_validate_interface($0, nil) }) != 0,
-            member.withCString({ dbus_validate_member($0, nil) }) != 0
-        else { return .failure(.invalidArgs("invalid path, interface or member")) }
-        guard let m = dbus_message_new_signal(path, interface, member) else { return .failure(.failed("out of memory")) }
+        let m: OpaquePointer
+        do { m = try BusConnection.makeSignal(path: path, interface: interface, member: member, arguments: arguments) } catch {
+            return .failure(error)
+        }
         defer { dbus_message_unref(m) }
-        do { try DBusValue.appendAll(arguments, to: m) } catch { return .failure(.invalidArgs(error.description)) }
         dbus_message_set_serial(m, 1)
         var buffer: UnsafeMutablePointer<CChar>?
         var length: Int32 = 0

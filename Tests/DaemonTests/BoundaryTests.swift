@@ -316,4 +316,19 @@ final class SignalRecorder: Sendable {
         #expect(names.contains("dbus") && names.contains("signals"), "threads: \(names)")
         await rig.stop()
     }
+
+    /// Rate of process signals: a burst of SIGHUP leaves at most one reload
+    /// pending; the daemon goes on, on the same session.
+    @Test func aBurstOfReloadSignalsIsHarmless() async throws {
+        let rig = try await DaemonRig.start()
+        try await flowing(rig)
+        for _ in 0..<50 { rig.daemon.signal(SIGHUP) }
+        try await eventually("a reload") { rig.notify.count("READY=1") >= 2 }
+        try await Task.sleep(for: .seconds(1))
+        #expect(rig.daemon.poll() == nil, "still running")
+        #expect(rig.notify.count("RELOADING=1") <= 50)
+        #expect(try await rig.property(BridgeNames.session, "State") == "u 2")
+        #expect(rig.sim.loginCount == 1, "an unchanged configuration keeps the session")
+        await rig.stop()
+    }
 }
