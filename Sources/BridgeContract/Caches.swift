@@ -59,7 +59,7 @@ public struct AlertingCache: Sendable {
     public mutating func apply(_ m: InteractionAlertingMessage) {
         if !m.isDelta { store.removeAll() }
         for d in m.details {
-            if d.alertAction == 2 { store.remove(d.interactionId) } else { store.upsert(d.interactionId, d) }
+            if d.alertAction == .stopAlerting { store.remove(d.interactionId) } else { store.upsert(d.interactionId, d) }
         }
     }
 

@@ -127,7 +127,6 @@ public enum JSONToDBus {
 
 /// ICWS types → contract maps.
 public enum ContractMaps {
-    public static let mediaNames = ICWSEnum.mediaType
     public static let stationKinds = StationSettings.Kind.allCases.map(\.rawValue)
 
     /// The station information map; `sipPassword` is never put in it.
@@ -145,11 +144,11 @@ public enum ContractMaps {
         text("remoteNumber", s.remoteNumber)
         text("managedIPPhone", s.managedIPPhone)
         text("emergencyResponderLocationID", s.emergencyResponderLocationID)
-        if let v = s.stationSetting { p.append(("stationSetting", .uint32(v))) }
+        if let v = s.stationSetting { p.append(("stationSetting", .uint32(v.rawValue))) }
         if let v = s.allowedMediaTypes {
             let fit = v.prefix(max(0, budget.remaining / 8))
             _ = budget.take(fit.count * 8)
-            p.append(("allowedMediaTypes", .array(element: "u", fit.map { .uint32($0) })))
+            p.append(("allowedMediaTypes", .array(element: "u", fit.map { .uint32($0.rawValue) })))
         }
         return .vardict(p)
     }
@@ -162,10 +161,10 @@ public enum ContractMaps {
         if let v = s.remoteNumber { p.append(("remoteNumber", .string(v))) }
         if let v = s.persistentConnection { p.append(("persistentConnection", .bool(v))) }
         if let v = s.supportedMediaTypes {
-            p.append(("supportedMediaTypes", .strings(v.map { Int($0) < mediaNames.count ? mediaNames[Int($0)] : String($0) })))
+            p.append(("supportedMediaTypes", .strings(v.map(\.name))))
         }
         p.append(("readyForInteractions", .bool(s.readyForInteractions)))
-        if let v = s.stationConnectionMode { p.append(("stationConnectionMode", .uint32(v))) }
+        if let v = s.stationConnectionMode { p.append(("stationConnectionMode", .uint32(v.rawValue))) }
         return .vardict(p)
     }
 
@@ -195,15 +194,15 @@ public enum ContractMaps {
             case "remoteNumber": s.remoteNumber = try expect(key, raw, "s").stringValue
             case "persistentConnection": s.persistentConnection = try expect(key, raw, "b").boolValue
             case "readyForInteractions": s.readyForInteractions = try expect(key, raw, "b").boolValue ?? false
-            case "stationConnectionMode": s.stationConnectionMode = try expect(key, raw, "u").uint32Value
+            case "stationConnectionMode": s.stationConnectionMode = try expect(key, raw, "u").uint32Value.map(StationConnectionMode.init(rawValue:))
             case "supportedMediaTypes":
                 let names = (try expect(key, raw, "as").arrayElements ?? []).compactMap(\.stringValue)
-                var media: [UInt32] = []
+                var media: [MediaType] = []
                 for n in names {
-                    guard let i = mediaNames.firstIndex(where: { $0.lowercased() == n.lowercased() }), i > 0 else {
+                    guard let m = MediaType(name: n), m != .unset else {
                         throw .invalidArgs("key \"supportedMediaTypes\" has an unknown media type \"\(n.prefix(64))\"")
                     }
-                    media.append(UInt32(i))
+                    media.append(m)
                 }
                 s.supportedMediaTypes = media
             default:
@@ -222,9 +221,9 @@ public enum ContractMaps {
             ("interactionId", .string(budget.string(d.interactionId))),
             ("interactionType", .string(budget.string(d.interactionType))),
             ("name", .string(budget.string(d.name))), ("address", .string(budget.string(d.address))),
-            ("alertType", .uint32(d.alertType)), ("alertAction", .uint32(d.alertAction)), ("autoAnswer", .bool(d.autoAnswer)),
+            ("alertType", .uint32(d.alertType.rawValue)), ("alertAction", .uint32(d.alertAction.rawValue)), ("autoAnswer", .bool(d.autoAnswer)),
         ]
-        if let q = d.queueType { p.append(("queueType", .uint32(q))) }
+        if let q = d.queueType { p.append(("queueType", .uint32(q.rawValue))) }
         if let q = d.queueName { p.append(("queueName", .string(budget.string(q)))) }
         p.append(("attributes", .stringDict(d.attributes.map { (budget.string($0.0), budget.string($0.1)) })))
         return .vardict(p)

@@ -212,15 +212,15 @@ public struct DaemonConfiguration: Sendable, Equatable {
         s.readyForInteractions = try bool("station-ready") ?? false
         if let (v, line) = f["station-connection-mode"] {
             guard let m = UInt32(v), m <= 2 else { throw ConfigError(file: file, line: line, key: "station-connection-mode", message: "expected 0, 1 or 2") }
-            s.stationConnectionMode = m
+            s.stationConnectionMode = StationConnectionMode(rawValue: m)
         }
         if let (v, line) = f["station-media-types"] {
-            var media: [UInt32] = []
+            var media: [MediaType] = []
             for name in v.split(separator: ",").map({ $0.trimmed }) where !name.isEmpty {
-                guard let i = ICWSEnum.mediaType.firstIndex(where: { $0.lowercased() == name.lowercased() }), i > 0 else {
+                guard let m = MediaType(name: String(name)), m != .unset else {
                     throw ConfigError(file: file, line: line, key: "station-media-types", message: "unknown media type \"\(name)\"")
                 }
-                media.append(UInt32(i))
+                media.append(m)
             }
             s.supportedMediaTypes = media
         }

@@ -311,14 +311,14 @@ public final class ICWSClient: Sendable {
     }
 
     /// `GET /icws/{sessionId}/connection`: (connectionState, reason, shouldReconnect).
-    public func connectionState(_ session: ICWSSession) async throws(ICWSError) -> (state: UInt32, reason: String, shouldReconnect: Bool?) {
+    public func connectionState(_ session: ICWSSession) async throws(ICWSError) -> (state: ConnectionState, reason: String, shouldReconnect: Bool?) {
         guard let json = try await call(session, .GET, "/connection", accept: [200]) else {
             throw ICWSError(kind: .invalidResponse, message: "empty connection state")
         }
         var r = FieldReader(json, prefix: "")
         do throws(MessageDecodeError) {
             return (
-                try r.requiredEnum("connectionState", ICWSEnum.connectionState), try r.optionalString("reason") ?? "",
+                try r.requiredEnum("connectionState"), try r.optionalString("reason") ?? "",
                 try r.optionalBool("shouldReconnect")
             )
         } catch { throw ICWSError(kind: .invalidResponse, message: error.description) }

@@ -2,20 +2,6 @@
 /// Decoding accepts the integer or the member name (case-insensitive); an
 /// integer outside the known range passes through unchanged.
 public enum ICWSEnum {
-    public static let connectionState = ["none", "up", "down"]
-    public static let stationSetting = ["none", "workstation", "remoteWorkstation", "remoteNumber"]
-    public static let mediaType = [
-        "none", "call", "chat", "email", "generic", "callback", "smsMessage", "workItem", "directMessage",
-        "socialConversation",
-    ]
-    public static let alertType = ["none", "user", "station", "workgroup", "stationGroup", "acdUser", "acdStation"]
-    public static let alertAction = ["none", "startAlerting", "stopAlerting"]
-    public static let queueType = ["system", "user", "workgroup", "station"]
-    public static let subscriptionState = ["none", "normal", "suspended", "faulted"]
-    public static let stationConnectionMode = [
-        "default", "independentofSession", "independentConnectionsLogoutWithSession",
-    ]
-
     package static func decode(_ value: JSONValue, names: [String], field: String) throws(MessageDecodeError) -> UInt32 {
         switch value {
         case .int(let i) where i >= 0 && i <= Int64(UInt32.max): return UInt32(i)
@@ -75,8 +61,8 @@ public struct StationInformation: Sendable, Equatable {
     public var remoteNumber: String?
     public var managedIPPhone: String?
     public var emergencyResponderLocationID: String?
-    public var stationSetting: UInt32?
-    public var allowedMediaTypes: [UInt32]?
+    public var stationSetting: StationSetting?
+    public var allowedMediaTypes: [MediaType]?
 
     public init() {}
 
@@ -94,20 +80,20 @@ public struct StationInformation: Sendable, Equatable {
         s.remoteNumber = try r.optionalString("remoteNumber")
         s.managedIPPhone = try r.optionalString("managedIPPhone")
         s.emergencyResponderLocationID = try r.optionalString("emergencyResponderLocationID")
-        s.stationSetting = try r.optionalEnum("stationSetting", ICWSEnum.stationSetting)
-        s.allowedMediaTypes = try r.optionalEnumArray("allowedMediaTypes", ICWSEnum.mediaType)
+        s.stationSetting = try r.optionalEnum("stationSetting")
+        s.allowedMediaTypes = try r.optionalEnumArray("allowedMediaTypes")
         return s
     }
 }
 
 public struct ConnectionStateChangeMessage: Sendable, Equatable {
     public var isDelta: Bool
-    public var previousConnectionState: UInt32
-    public var newConnectionState: UInt32
+    public var previousConnectionState: ConnectionState
+    public var newConnectionState: ConnectionState
     public var reason: String
     public var shouldReconnect: Bool?
 
-    public init(isDelta: Bool, previousConnectionState: UInt32, newConnectionState: UInt32, reason: String, shouldReconnect: Bool? = nil) {
+    public init(isDelta: Bool, previousConnectionState: ConnectionState, newConnectionState: ConnectionState, reason: String, shouldReconnect: Bool? = nil) {
         self.isDelta = isDelta
         self.previousConnectionState = previousConnectionState
         self.newConnectionState = newConnectionState
@@ -133,16 +119,16 @@ public struct InteractionAlertDetail: Sendable, Equatable {
     public var interactionType: String
     public var name: String
     public var address: String
-    public var alertType: UInt32
-    public var alertAction: UInt32
+    public var alertType: AlertType
+    public var alertAction: AlertAction
     public var autoAnswer: Bool
-    public var queueType: UInt32?
+    public var queueType: QueueType?
     public var queueName: String?
     public var attributes: [(String, String)]
 
     public init(
         interactionId: String, interactionType: String = "", name: String = "", address: String = "",
-        alertType: UInt32 = 0, alertAction: UInt32 = 1, autoAnswer: Bool = false, queueType: UInt32? = nil,
+        alertType: AlertType = .unset, alertAction: AlertAction = .startAlerting, autoAnswer: Bool = false, queueType: QueueType? = nil,
         queueName: String? = nil, attributes: [(String, String)] = []
     ) {
         self.interactionId = interactionId
@@ -223,10 +209,10 @@ public struct AsyncOperationCompletedMessage: Sendable, Equatable {
 public struct SubscriptionStateMessage: Sendable, Equatable {
     public var isDelta: Bool
     public var subscriptionId: String?
-    public var state: UInt32
+    public var state: SubscriptionState
     public var errorMessage: String?
 
-    public init(isDelta: Bool, subscriptionId: String? = nil, state: UInt32, errorMessage: String? = nil) {
+    public init(isDelta: Bool, subscriptionId: String? = nil, state: SubscriptionState, errorMessage: String? = nil) {
         self.isDelta = isDelta
         self.subscriptionId = subscriptionId
         self.state = state
@@ -293,8 +279,8 @@ public enum ICWSMessage: Sendable, Equatable {
             return .connectionStateChange(
                 ConnectionStateChangeMessage(
                     isDelta: isDelta,
-                    previousConnectionState: try r.optionalEnum("previousConnectionState", ICWSEnum.connectionState) ?? 0,
-                    newConnectionState: try r.requiredEnum("newConnectionState", ICWSEnum.connectionState),
+                    previousConnectionState: try r.optionalEnum("previousConnectionState") ?? 0,
+                    newConnectionState: try r.requiredEnum("newConnectionState"),
                     reason: try r.optionalString("reason") ?? "",
                     shouldReconnect: try r.optionalBool("shouldReconnect")))
         case TypeURN.stationConnectionStateChange:
@@ -337,7 +323,7 @@ public enum ICWSMessage: Sendable, Equatable {
             return .subscriptionState(
                 SubscriptionStateMessage(
                     isDelta: isDelta, subscriptionId: try r.optionalString("subscriptionId"),
-                    state: try r.optionalEnum("state", ICWSEnum.subscriptionState) ?? 0, errorMessage: message))
+                    state: try r.optionalEnum("state") ?? 0, errorMessage: message))
         default:
             return .unknown(type: type, raw: json)
         }
@@ -353,12 +339,12 @@ public enum ICWSMessage: Sendable, Equatable {
             interactionType: try r.optionalString("interactionType") ?? "",
             name: try r.optionalString("name") ?? "",
             address: try r.optionalString("address") ?? "",
-            alertType: try r.optionalEnum("alertType", ICWSEnum.alertType) ?? 0,
-            alertAction: try r.requiredEnum("alertAction", ICWSEnum.alertAction),
+            alertType: try r.optionalEnum("alertType") ?? 0,
+            alertAction: try r.requiredEnum("alertAction"),
             autoAnswer: try r.optionalBool("autoAnswer") ?? false)
         if let queue = json["monitoredQueue"], case .object = queue {
             var q = FieldReader(queue, prefix: field + ".monitoredQueue")
-            detail.queueType = try q.optionalEnum("queueType", ICWSEnum.queueType)
+            detail.queueType = try q.optionalEnum("queueType")
             detail.queueName = try q.optionalString("queueName")
         }
         if let attrs = json["attributes"] {
@@ -464,22 +450,22 @@ package struct FieldReader {
         }
     }
 
-    package mutating func optionalEnum(_ key: String, _ names: [String]) throws(MessageDecodeError) -> UInt32? {
+    package mutating func optionalEnum<E: ICWSEnumeration>(_ key: String) throws(MessageDecodeError) -> E? {
         guard let v = value(key) else { return nil }
-        return try ICWSEnum.decode(v, names: names, field: name(key))
+        return E(rawValue: try ICWSEnum.decode(v, names: E.names, field: name(key)))
     }
 
-    package mutating func requiredEnum(_ key: String, _ names: [String]) throws(MessageDecodeError) -> UInt32 {
-        guard let v = try optionalEnum(key, names) else { throw MessageDecodeError(field: name(key), reason: "missing") }
+    package mutating func requiredEnum<E: ICWSEnumeration>(_ key: String) throws(MessageDecodeError) -> E {
+        guard let v: E = try optionalEnum(key) else { throw MessageDecodeError(field: name(key), reason: "missing") }
         return v
     }
 
-    package mutating func optionalEnumArray(_ key: String, _ names: [String]) throws(MessageDecodeError) -> [UInt32]? {
+    package mutating func optionalEnumArray<E: ICWSEnumeration>(_ key: String) throws(MessageDecodeError) -> [E]? {
         guard let v = value(key) else { return nil }
         guard case .array(let items) = v else { throw MessageDecodeError(field: name(key), reason: "expected an array") }
-        var out: [UInt32] = []
+        var out: [E] = []
         for (i, item) in items.enumerated() {
-            out.append(try ICWSEnum.decode(item, names: names, field: name(key) + "[\(i)]"))
+            out.append(E(rawValue: try ICWSEnum.decode(item, names: E.names, field: name(key) + "[\(i)]")))
         }
         return out
     }

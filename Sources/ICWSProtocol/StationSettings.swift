@@ -27,13 +27,13 @@ public struct StationSettings: Sendable, Equatable {
     public var remoteNumber: String?
     public var persistentConnection: Bool?
     /// ICWS media type numbers (1 call, 2 chat, ...).
-    public var supportedMediaTypes: [UInt32]?
+    public var supportedMediaTypes: [MediaType]?
     public var readyForInteractions: Bool
-    public var stationConnectionMode: UInt32?
+    public var stationConnectionMode: StationConnectionMode?
 
     public init(
         kind: Kind, workstation: String? = nil, remoteNumber: String? = nil, persistentConnection: Bool? = nil,
-        supportedMediaTypes: [UInt32]? = nil, readyForInteractions: Bool = false, stationConnectionMode: UInt32? = nil
+        supportedMediaTypes: [MediaType]? = nil, readyForInteractions: Bool = false, stationConnectionMode: StationConnectionMode? = nil
     ) {
         self.kind = kind
         self.workstation = workstation
@@ -62,10 +62,10 @@ public struct StationSettings: Sendable, Equatable {
         if kind == .remoteNumber || kind == .stationless, workstation != nil {
             throw StationSettingsError(key: "workstation", reason: "does not apply to a \(kind.rawValue) station")
         }
-        if let mode = stationConnectionMode, mode > 2 {
+        if let mode = stationConnectionMode, !mode.isKnown {
             throw StationSettingsError(key: "stationConnectionMode", reason: "must be 0, 1 or 2")
         }
-        if let media = supportedMediaTypes, let bad = media.first(where: { $0 == 0 || $0 >= UInt32(ICWSEnum.mediaType.count) }) {
+        if let media = supportedMediaTypes, let bad = media.first(where: { $0 == .unset || !$0.isKnown }) {
             throw StationSettingsError(key: "supportedMediaTypes", reason: "unknown media type \(bad)")
         }
     }
@@ -77,10 +77,10 @@ public struct StationSettings: Sendable, Equatable {
         if let remoteNumber { members.append(("remoteNumber", .string(remoteNumber))) }
         if let persistentConnection { members.append(("persistentConnection", .bool(persistentConnection))) }
         if let supportedMediaTypes {
-            members.append(("supportedMediaTypes", .array(supportedMediaTypes.map { .int(Int64($0)) })))
+            members.append(("supportedMediaTypes", .array(supportedMediaTypes.map { .int(Int64($0.rawValue)) })))
         }
         members.append(("readyForInteractions", .bool(readyForInteractions)))
-        if let stationConnectionMode { members.append(("stationConnectionMode", .int(Int64(stationConnectionMode)))) }
+        if let stationConnectionMode { members.append(("stationConnectionMode", .int(Int64(stationConnectionMode.rawValue)))) }
         return .object(members)
     }
 
@@ -94,9 +94,9 @@ public struct StationSettings: Sendable, Equatable {
             s.workstation = try r.optionalString("workstation")
             s.remoteNumber = try r.optionalString("remoteNumber")
             s.persistentConnection = try r.optionalBool("persistentConnection")
-            s.supportedMediaTypes = try r.optionalEnumArray("supportedMediaTypes", ICWSEnum.mediaType)
+            s.supportedMediaTypes = try r.optionalEnumArray("supportedMediaTypes")
             s.readyForInteractions = try r.optionalBool("readyForInteractions") ?? false
-            s.stationConnectionMode = try r.optionalEnum("stationConnectionMode", ICWSEnum.stationConnectionMode)
+            s.stationConnectionMode = try r.optionalEnum("stationConnectionMode")
         } catch {
             throw StationSettingsError(key: error.field, reason: error.reason)
         }

@@ -345,7 +345,7 @@ extension ICWSSimulator {
         m.append(("managedIPPhone", ""))
         m.append(("emergencyResponderLocationID", ""))
         m.append(("stationSetting", .int(setting)))
-        m.append(("allowedMediaTypes", .array((s.supportedMediaTypes ?? [1, 2, 3]).map { .int(Int64($0)) })))
+        m.append(("allowedMediaTypes", .array((s.supportedMediaTypes ?? [1, 2, 3]).map { .int(Int64($0.rawValue)) })))
         return .object(m)
     }
 

@@ -1,0 +1,63 @@
+/// The messages of one session, from whichever channel it uses: the
+/// server-sent event stream (messaging version 2) or short polls. Either way
+/// the session machine sees the same thing: typed messages, each decoded once
+/// from the bytes the server sent, then the stream's end.
+struct MessageSource: Sendable {
+    let client: ICWSClient
+    let sse: Bool
+    let pollInterval: Duration
+    let stallTimeout: Duration
+    let maxEventBytes: Int
+
+    /// Reads messages until the stream ends: nil when it ended cleanly, else
+    /// its error. `opened` is called once, when the first bytes (or the first
+    /// poll's answer) arrive; `deliver` for every message, in order.
+    func run(
+        _ s: ICWSSession, opened: @escaping @Sendable () async -> Void,
+        deliver: @escaping @Sendable (Result<ICWSMessage, MessageDecodeError>) async -> Void
+    ) async -> ICWSError? {
+        sse ? await stream(s, opened: opened, deliver: deliver) : await poll(s, opened: opened, deliver: deliver)
+    }
+
+    private func stream(
+        _ s: ICWSSession, opened: @escaping @Sendable () async -> Void,
+        deliver: @escaping @Sendable (Result<ICWSMessage, MessageDecodeError>) async -> Void
+    ) async -> ICWSError? {
+        let first = LockedValue(true)
+        do throws(ICWSError) {
+            try await client.streamEvents(s, stallTimeout: stallTimeout, maxEventBytes: maxEventBytes) { output in
+                if first.update({ f in defer { f = false }; return f }) { await opened() }
+                guard case .event(let event) = output else { return }
+                do throws(MessageDecodeError) {
+                    await deliver(.success(try ICWSMessage.decode(text: event.data)))
+                } catch {
+                    await deliver(.failure(error))
+                }
+            }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    private func poll(
+        _ s: ICWSSession, opened: @escaping @Sendable () async -> Void,
+        deliver: @escaping @Sendable (Result<ICWSMessage, MessageDecodeError>) async -> Void
+    ) async -> ICWSError? {
+        var first = true
+        while !Task.isCancelled {
+            do throws(ICWSError) {
+                let results = try await client.poll(s)
+                if first {
+                    first = false
+                    await opened()
+                }
+                for r in results { await deliver(r) }
+            } catch {
+                return error
+            }
+            do { try await loopSleep(for: pollInterval) } catch { return nil }
+        }
+        return nil
+    }
+}
