@@ -96,6 +96,7 @@ let package = Package(
             name: "TestSupport",
             dependencies: ["ICWSSimulator", "ICWS", "DBusKit", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"),
+        .testTarget(name: "SessionMachineTests", dependencies: ["ICWS"]),
         .testTarget(name: "ICWSTests", dependencies: ["ICWS", "ICWSSimulator", "TestSupport", "FuzzTargets"]),
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "TestSupport"]),
         .testTarget(name: "BridgeTests", dependencies: ["Bridge", "ICWS", "DBusKit", "ICWSSimulator", "TestSupport"]),

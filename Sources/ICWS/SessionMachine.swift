@@ -682,11 +682,13 @@ public struct SessionMachine: Sendable {
         flush()
         switch end {
         case .reconnect:
+            setState(.reconnecting)
             retry.reset()
             let t = ticket()
             phase = .loggingOut(t, then: .login)
             out.append(.logout(s, t))
         case .disconnect:
+            setState(.stopped)
             let t = ticket()
             phase = .loggingOut(t, then: .stop)
             out.append(.logout(s, t))
@@ -711,7 +713,9 @@ public struct SessionMachine: Sendable {
                 if stable { attempt() } else { backoff(reason: error.shortReason) }
             } else {
                 log(.warning, "session lost", ["icws.error": "\(error)"])
-                if error.kind == .transport || error.kind == .timeout { resumable = s }
+                // Cut off by the network: ask for it again first when it is back.
+                // Any other failure: it may still live on the server, so log it out.
+                if error.kind == .transport || error.kind == .timeout { resumable = s } else { out.append(.logout(s, nil)) }
                 backoff(reason: error.shortReason)
             }
         }
@@ -763,6 +767,7 @@ public struct SessionMachine: Sendable {
         if let r = resumable { toLogOut.append(r) }
         resumable = nil
         station.connected = false
+        setState(.stopped)
         completeDisconnects()
         for op in stationQueue {
             if let command = op.command {
@@ -770,6 +775,11 @@ public struct SessionMachine: Sendable {
             }
         }
         stationQueue = []
+        // The answer of the operation under way would come too late to be waited for.
+        if let op = stationBusy, let command = op.command {
+            out.append(.replyStation(op.ticket, .failure(Self.stationError(command, ICWSError(kind: .notConnected, message: "the bridge is stopping")))))
+        }
+        stationBusy = nil
         if !configuration.logoutOnStop { toLogOut = [] }
         if toLogOut.isEmpty {
             phase = .finished

@@ -294,6 +294,13 @@ public actor SessionSupervisor {
             work = [:]
             for t in timers.values { t.cancel() }
             timers = [:]
+            // Nobody is left to answer these (the machine answered what it knew of).
+            for c in stationWaiters.values {
+                c.resume(returning: .failure(.icws(ICWSError(kind: .notConnected, message: "the bridge is stopping"))))
+            }
+            stationWaiters = [:]
+            for c in disconnectWaiters.values { c.resume() }
+            disconnectWaiters = [:]
             finishWaiter?.resume()
             finishWaiter = nil
         }
