@@ -49,27 +49,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// The largest configuration, password or CA file read.
     public static let maxFileBytes = 1 << 20
 
-    /// The range each duration key accepts (a value outside is a configuration
-    /// error naming the key; nothing larger than a day is useful, and every
-    /// accepted value fits in nanoseconds).
-    public static let durationRanges: [String: ClosedRange<Duration>] = [
-        "poll-interval": .milliseconds(100) ... .seconds(3600),
-        "request-timeout": .seconds(1) ... .seconds(3600),
-        "stall-timeout": .seconds(1) ... .seconds(86400),
-        "backoff-initial": .milliseconds(100) ... .seconds(3600),
-        "backoff-cap": .milliseconds(100) ... .seconds(86400),
-        "backoff-reset-after": .seconds(1) ... .seconds(86400),
-    ]
-
     /// Every key, in the order README.md documents them.
-    public static let keys = [
-        "server", "user", "password-file", "application-name", "language", "messaging", "poll-interval",
-        "request-timeout", "stall-timeout", "ca-file", "allow-insecure-http", "backoff-initial", "backoff-cap",
-        "backoff-reset-after", "alerting-attributes", "users-enabled", "users-subscription-id", "users-ids",
-        "users-properties", "users-rights-filter", "station-type", "station-workstation", "station-remote-number",
-        "station-persistent-connection", "station-media-types", "station-ready", "station-connection-mode",
-        "logout-on-stop",
-    ]
+    public static var keys: [String] { ConfigKey.all.map(\.name) }
 
     public static func load(path: String) throws(ConfigError) -> DaemonConfiguration {
         let data: [UInt8]
@@ -82,10 +63,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
         return try parse(text, file: path)
     }
 
-    /// Parses `key = value` lines; `#` or `;` starts a comment line; values may be "quoted".
+    /// Parses `key = value` lines; `#` or `;` starts a comment line; values may
+    /// be "quoted". What each key accepts is its `ConfigKey` in `ConfigKey.all`.
     public static func parse(_ text: String, file: String) throws(ConfigError) -> DaemonConfiguration {
-        var c = DaemonConfiguration()
-        var stationFields: [String: (String, Int)] = [:]
+        var state = ConfigKey.ParseState()
         var seen: Set<String> = []
         // "\r\n" is one Character in Swift: lines end at any of LF, CRLF, CR.
         let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
@@ -97,74 +78,23 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 ConfigError(file: file, line: lineNo, key: key, message: message)
             }
             guard let eq = line.firstIndex(of: "=") else { throw fail(nil, "expected key = value") }
-            let key = line[..<eq].trimmed.lowercased()
+            let name = line[..<eq].trimmed.lowercased()
             var value = line[line.index(after: eq)...].trimmed
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
-            guard keys.contains(key) else { throw fail(String(key.prefix(64)), "unknown key (see README.md for the keys)") }
+            guard let key = ConfigKey.named[name] else { throw fail(String(name.prefix(64)), "unknown key (see README.md for the keys)") }
             // Values end up in HTTP headers, URLs and log lines: no control characters.
             if let bad = value.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
-                throw fail(key, "contains the control character U+\(String(bad.value, radix: 16, uppercase: true))")
+                throw fail(name, "contains the control character U+\(String(bad.value, radix: 16, uppercase: true))")
             }
-            if key != "server", !seen.insert(key).inserted { throw fail(key, "given twice") }
-            func duration() throws(ConfigError) -> Duration {
-                guard let d = parseDuration(value) else {
-                    throw fail(key, "invalid duration \"\(value.prefix(64))\" (use 500ms, 2s, 1m or a number of seconds)")
-                }
-                if let range = durationRanges[key], !range.contains(d) {
-                    throw fail(
-                        key, "\"\(value.prefix(64))\" is out of range: \(formatDuration(range.lowerBound)) to \(formatDuration(range.upperBound))")
-                }
-                return d
-            }
-            func bool() throws(ConfigError) -> Bool {
-                switch value.lowercased() {
-                case "1", "yes", "true", "on": return true
-                case "0", "no", "false", "off": return false
-                default: throw fail(key, "expected yes or no, not \"\(value)\"")
-                }
-            }
-            func nonEmpty() throws(ConfigError) -> String {
-                guard !value.isEmpty else { throw fail(key, "must not be empty") }
-                return value
-            }
-            func list() -> [String] { value.split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty } }
-            switch key {
-            case "server":
-                for item in list() {
-                    guard let url = ServerURL(string: item) else {
-                        throw fail(key, "invalid URL \"\(item)\" (expected https://host[:port]; no user or password in it)")
-                    }
-                    c.servers.append(url)
-                }
-            case "user": c.user = try nonEmpty()
-            case "password-file": c.passwordFile = try nonEmpty()
-            case "application-name": c.applicationName = try nonEmpty()
-            case "language": c.language = try nonEmpty()
-            case "messaging":
-                guard let m = MessagingMode(rawValue: value.lowercased()) else { throw fail(key, "expected auto, sse or poll") }
-                c.messaging = m
-            case "poll-interval": c.pollInterval = try duration()
-            case "request-timeout": c.requestTimeout = try duration()
-            case "stall-timeout": c.stallTimeout = try duration()
-            case "ca-file": c.caFile = try nonEmpty()
-            case "allow-insecure-http": c.allowInsecureHTTP = try bool()
-            case "backoff-initial": c.backoffInitial = try duration()
-            case "backoff-cap": c.backoffCap = try duration()
-            case "backoff-reset-after": c.backoffResetAfter = try duration()
-            case "alerting-attributes": c.alertingAttributes = list()
-            case "users-enabled": c.usersEnabled = try bool()
-            case "users-subscription-id": c.usersSubscriptionId = try nonEmpty()
-            case "users-ids":
-                c.usersIds = list()
-                if c.usersIds.isEmpty { throw fail(key, "must list at least one user id or *") }
-            case "users-properties":
-                c.usersProperties = list()
-                if c.usersProperties.isEmpty { throw fail(key, "must list at least one property or *") }
-            case "users-rights-filter": c.usersRightsFilter = try nonEmpty()
-            default:
-                stationFields[key] = (value, lineNo)
+            if !key.repeatable, !seen.insert(name).inserted { throw fail(name, "given twice") }
+            do throws(ConfigKey.Refusal) {
+                state.line = lineNo
+                try key.set(&state, try key.type.parse(value))
+            } catch {
+                throw fail(name, error.message)
             }
         }
+        var c = state.configuration
         // Cross-key checks.
         func fail(_ key: String?, _ message: String, line: Int? = nil) -> ConfigError {
             ConfigError(file: file, line: line, key: key, message: message)
@@ -183,50 +113,21 @@ public struct DaemonConfiguration: Sendable, Equatable {
             do { pem = try BoundedFile.read(path: caFile, limit: maxFileBytes) } catch { throw fail("ca-file", "\(caFile) \(error)") }
             do { c.trustRoots = try TrustRoots.load(pem: pem, name: caFile) } catch { throw fail("ca-file", error.description) }
         }
-        c.station = try parseStation(stationFields, file: file)
+        c.station = try station(state, file: file)
         return c
     }
 
-    static func parseStation(_ f: [String: (String, Int)], file: String) throws(ConfigError) -> StationSettings? {
-        guard let (type, typeLine) = f["station-type"] else {
-            if let (key, (_, line)) = f.first {
+    /// The start-up station from the `station-*` keys, checked as a whole.
+    static func station(_ state: ConfigKey.ParseState, file: String) throws(ConfigError) -> StationSettings? {
+        guard let s = state.station else {
+            if let (key, line) = state.stationLines.min(by: { $0.value < $1.value }) {
                 throw ConfigError(file: file, line: line, key: key, message: "needs station-type")
             }
             return nil
         }
-        guard let kind = StationSettings.Kind(rawValue: type) else {
-            throw ConfigError(file: file, line: typeLine, key: "station-type", message: "expected workstation, remoteWorkstation, remoteNumber or stationless")
-        }
-        var s = StationSettings(kind: kind)
-        s.workstation = f["station-workstation"]?.0
-        s.remoteNumber = f["station-remote-number"]?.0
-        func bool(_ key: String) throws(ConfigError) -> Bool? {
-            guard let (v, line) = f[key] else { return nil }
-            switch v.lowercased() {
-            case "1", "yes", "true", "on": return true
-            case "0", "no", "false", "off": return false
-            default: throw ConfigError(file: file, line: line, key: key, message: "expected yes or no, not \"\(v)\"")
-            }
-        }
-        s.persistentConnection = try bool("station-persistent-connection")
-        s.readyForInteractions = try bool("station-ready") ?? false
-        if let (v, line) = f["station-connection-mode"] {
-            guard let m = UInt32(v), m <= 2 else { throw ConfigError(file: file, line: line, key: "station-connection-mode", message: "expected 0, 1 or 2") }
-            s.stationConnectionMode = StationConnectionMode(rawValue: m)
-        }
-        if let (v, line) = f["station-media-types"] {
-            var media: [MediaType] = []
-            for name in v.split(separator: ",").map({ $0.trimmed }) where !name.isEmpty {
-                guard let m = MediaType(name: String(name)), m != .unset else {
-                    throw ConfigError(file: file, line: line, key: "station-media-types", message: "unknown media type \"\(name)\"")
-                }
-                media.append(m)
-            }
-            s.supportedMediaTypes = media
-        }
         do { try s.validate() } catch {
-            let key = "station-" + (error.key == "remoteNumber" ? "remote-number" : error.key == "persistentConnection" ? "persistent-connection" : error.key == "stationConnectionMode" ? "connection-mode" : error.key == "supportedMediaTypes" ? "media-types" : error.key)
-            throw ConfigError(file: file, line: nil, key: key, message: error.reason)
+            let key = ConfigKey.stationKeyNames[error.key] ?? "station-" + error.key
+            throw ConfigError(file: file, line: state.stationLines[key], key: key, message: error.reason)
         }
         return s
     }

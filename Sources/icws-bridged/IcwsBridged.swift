@@ -24,8 +24,13 @@ struct IcwsBridged: ParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
     @Flag(name: .long, help: "Validate the configuration and the password source, then exit (0 valid, 78 not).")
     var checkConfig = false
+    @Option(name: .long, help: ArgumentHelp("Print every configuration key (markdown or man) and exit.", valueName: "format"))
+    var configReference: String?
 
     func validate() throws {
+        if let f = configReference, f != "markdown", f != "man" {
+            throw ValidationError("--config-reference must be markdown or man")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -36,6 +41,10 @@ struct IcwsBridged: ParsableCommand {
     /// whose monitor wakes every second (see `QuietExecutor`). The daemon's
     /// tasks run on NIO's loops; the main thread just waits for them.
     func run() throws {
+        if let format = configReference {
+            print(format == "man" ? ConfigKey.manSection() : ConfigKey.markdownTable(), terminator: "")
+            return
+        }
         // Before any other thread exists: the signals go to ProcessSignals' thread only.
         ProcessSignals.block()
         let quiet = QuietExecutor.install()

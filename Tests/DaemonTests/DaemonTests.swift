@@ -358,6 +358,22 @@ struct DaemonRig {
         }
     }
 
+    /// The README's table is the one the key table prints, and every
+    /// documented default is a value its key accepts and already holds.
+    @Test func theReadmeTableComesFromTheKeyTable() throws {
+        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let table = ConfigKey.markdownTable()
+        #expect(readme.contains("-->\n" + table + "<!-- config-table end -->"), "README.md's table differs from:\n\(table)")
+        let base = "server = https://cic\nuser = a\n"
+        let defaults = try DaemonConfiguration.parse(base, file: "f")
+        for key in ConfigKey.all where key.defaultText.hasPrefix("`") && key.name != "station-ready" {
+            let value = key.defaultText.trimmingCharacters(in: CharacterSet(charactersIn: "`"))
+            let parsed = try DaemonConfiguration.parse(base + "\(key.name) = \(value)\n", file: "f")
+            #expect(parsed == defaults, "\(key.name) = \(value) is not the default it claims to be")
+        }
+        #expect(ConfigKey.manSection().contains(".TP\n\\fBlogout\\-on\\-stop\\fR"))
+    }
+
     @Test func backoffKeysReachTheSupervisor() throws {
         let text = """
             server = https://cic.example.net:8019
