@@ -76,7 +76,8 @@ let package = Package(
         .executableTarget(
             name: "icws-bridgectl",
             dependencies: [
-                "DBusKit", "Bridge", "ICWS",
+                // The bus contract only: no HTTP client, no session code.
+                "DBusKit", "BridgeContract", "ICWSProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -96,12 +97,19 @@ let package = Package(
             name: "TestSupport",
             dependencies: ["ICWSSimulator", "ICWS", "DBusKit", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"),
+        // One test target per module; the suites that run the daemon binary on a bus are EndToEndTests.
+        .testTarget(name: "ICWSProtocolTests", dependencies: ["ICWSProtocol", "FuzzTargets"]),
+        // The session machine alone: no network, no clock, runs in seconds.
         .testTarget(name: "SessionMachineTests", dependencies: ["ICWS"]),
-        .testTarget(name: "ICWSTests", dependencies: ["ICWS", "ICWSSimulator", "TestSupport", "FuzzTargets"]),
-        .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "TestSupport"]),
-        .testTarget(name: "BridgeTests", dependencies: ["Bridge", "ICWS", "DBusKit", "ICWSSimulator", "TestSupport"]),
+        .testTarget(name: "ICWSTests", dependencies: ["ICWS", "ICWSSimulator", "TestSupport"]),
+        .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "BridgeContractTests", dependencies: ["BridgeContract", "Bridge", "ICWS", "ICWSProtocol", "DBusKit", "TestSupport"]),
+        .testTarget(name: "BridgeTests", dependencies: ["Bridge", "ICWS", "DBusKit", "ICWSSimulator", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "DaemonTests",
+            dependencies: ["Daemon", "ICWS", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "EndToEndTests",
             dependencies: [
                 "TestSupport", "ICWSSimulator", "DBusKit", "ICWS", "Daemon", "Bridge", "icws-bridged", "icws-bridgectl",
                 .product(name: "Logging", package: "swift-log"),

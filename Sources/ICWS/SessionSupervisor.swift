@@ -1,20 +1,5 @@
 import Logging
 
-/// The session state as the bridge publishes it (`Session.State`).
-public enum SessionState: UInt32, Sendable {
-    case unknown = 0, connecting = 1, connected = 2, reconnecting = 3, stopped = 4
-
-    public var name: String {
-        switch self {
-        case .unknown: return "unknown"
-        case .connecting: return "connecting"
-        case .connected: return "connected"
-        case .reconnecting: return "reconnecting"
-        case .stopped: return "stopped"
-        }
-    }
-}
-
 /// Everything the bridge shows about the session. Holds no secret.
 public struct SessionStatus: Sendable, Equatable {
     public var state: SessionState = .unknown
@@ -338,21 +323,6 @@ public actor SessionSupervisor {
             group.cancelAll()
         }
     }
-}
-
-/// A small, fast generator for the backoff's jitter (SplitMix64).
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// A uniform draw in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 }
 
 /// Errors of the station commands.

@@ -18,6 +18,9 @@ extension ICWSEnumeration {
     public var isKnown: Bool { Int(rawValue) < Self.names.count }
     public var description: String { name }
 
+    /// The value as the server sends it (a JSON number).
+    public var json: JSONValue { .int(Int64(rawValue)) }
+
     /// The value of an ICWS name (any case), or nil for a name not in the table.
     public init?(name: String) {
         let lower = name.lowercased()
@@ -261,4 +264,26 @@ public enum StationConnectionMode: ICWSEnumeration {
         case .unknown(let v): return v
         }
     }
+}
+
+/// The session state as the bridge publishes it (`Session.State`): the
+/// bridge's own, not an ICWS value; here so that `icws-bridgectl` names it
+/// without linking the session code.
+public enum SessionState: UInt32, Sendable {
+    case unknown = 0, connecting = 1, connected = 2, reconnecting = 3, stopped = 4
+
+    public var name: String {
+        switch self {
+        case .unknown: return "unknown"
+        case .connecting: return "connecting"
+        case .connected: return "connected"
+        case .reconnecting: return "reconnecting"
+        case .stopped: return "stopped"
+        }
+    }
+}
+
+extension JSONValue {
+    /// An ICWS enumeration value as the server sends it.
+    public static func enumValue(_ value: some ICWSEnumeration) -> JSONValue { value.json }
 }

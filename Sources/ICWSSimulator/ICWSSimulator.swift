@@ -229,7 +229,7 @@ public final class ICWSSimulator: Sendable {
             for s in allLiveSessions() {
                 var msg: [(String, JSONValue)] = [
                     ("__type", .string(ICWSMessage.TypeURN.connectionStateChange)), ("isDelta", false),
-                    ("previousConnectionState", 1), ("newConnectionState", 2), ("reason", .string(reason)),
+                    ("previousConnectionState", .enumValue(ConnectionState.up)), ("newConnectionState", .enumValue(ConnectionState.down)), ("reason", .string(reason)),
                 ]
                 if let shouldReconnect { msg.append(("shouldReconnect", .bool(shouldReconnect))) }
                 enqueue(.object(msg), to: s)
@@ -302,7 +302,7 @@ public final class ICWSSimulator: Sendable {
             let id = String(g.nextInteraction)
             let detail: JSONValue = [
                 "interactionId": .string(id), "interactionType": "Call", "name": .string(name),
-                "address": .string(address), "alertType": 5, "alertAction": 1, "autoAnswer": false,
+                "address": .string(address), "alertType": .enumValue(AlertType.acdUser), "alertAction": .enumValue(AlertAction.startAlerting), "autoAnswer": false,
                 "monitoredQueue": ["queueType": 2, "queueName": "Support"],
                 "attributes": ["Eic_RemoteName": .string(name), "Eic_WorkgroupName": "Support"],
             ]
@@ -323,7 +323,7 @@ public final class ICWSSimulator: Sendable {
             g.alertingOrder.removeAll { $0 == id }
             if case .object(var members) = d {
                 members.removeAll { $0.0 == "alertAction" }
-                members.append(("alertAction", 2))
+                members.append(("alertAction", .enumValue(AlertAction.stopAlerting)))
                 d = .object(members)
             }
             return d
@@ -439,17 +439,4 @@ public final class ICWSSimulator: Sendable {
 public struct SimulatorError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
-}
-
-/// A small seeded generator so traffic (and tests' random walks) are reproducible.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

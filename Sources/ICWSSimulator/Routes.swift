@@ -190,7 +190,7 @@ extension ICWSSimulator {
         let (alive, down) = session.mutable.withLock { ($0.alive, $0.downState) }
         if !alive {
             if rest.lowercased() == "connection", request.method == .get, let down {
-                var body: [(String, JSONValue)] = [("connectionState", 2), ("reason", .string(down.reason))]
+                var body: [(String, JSONValue)] = [("connectionState", .enumValue(ConnectionState.down)), ("reason", .string(down.reason))]
                 if let r = down.shouldReconnect { body.append(("shouldReconnect", .bool(r))) }
                 return .refused(json(.ok, .object(body)))
             }
@@ -207,7 +207,7 @@ extension ICWSSimulator {
         let method = request.method
         switch (method, rest.lowercased()) {
         case (.get, "connection"):
-            return json(.ok, ["connectionState": 1, "reason": ""])
+            return json(.ok, ["connectionState": .enumValue(ConnectionState.up), "reason": ""])
         case (.delete, "connection"):
             global.withLock { _ = $0.sessions.removeValue(forKey: session.id) }
             session.end()
@@ -236,7 +236,7 @@ extension ICWSSimulator {
             enqueue(
                 [
                     "__type": .string(ICWSMessage.TypeURN.stationConnectionStateChange), "isDelta": false,
-                    "newStationInfo": station.map { stationInfo($0, session: session, withSecret: false) } ?? ["id": "", "extension": "", "stationSetting": 0],
+                    "newStationInfo": station.map { stationInfo($0, session: session, withSecret: false) } ?? ["id": "", "extension": "", "stationSetting": .enumValue(StationSetting.unset)],
                 ], to: session)
             return Response(status: .ok)
         case (.delete, "messaging/subscriptions/connection/station"):
@@ -335,7 +335,7 @@ extension ICWSSimulator {
         case .remoteNumber: id = s.remoteNumber ?? ""
         case .stationless: id = "stationless"
         }
-        let setting: Int64 = [.workstation: 1, .remoteWorkstation: 2, .remoteNumber: 3, .stationless: 0][s.kind] ?? 0
+        let setting: StationSetting = [.workstation: .workstation, .remoteWorkstation: .remoteWorkstation, .remoteNumber: .remoteNumber, .stationless: .unset][s.kind] ?? .unset
         var m: [(String, JSONValue)] = [
             ("id", .string(id)), ("extension", .string(id)), ("canBeDialed", .bool(s.kind != .stationless)),
             ("ringAlways", false), ("sipAddress", .string("sip:\(id)@sim.invalid")), ("sipUser", .string("sip-\(id)")),
@@ -344,7 +344,7 @@ extension ICWSSimulator {
         if let r = s.remoteNumber { m.append(("remoteNumber", .string(r))) }
         m.append(("managedIPPhone", ""))
         m.append(("emergencyResponderLocationID", ""))
-        m.append(("stationSetting", .int(setting)))
+        m.append(("stationSetting", .enumValue(setting)))
         m.append(("allowedMediaTypes", .array((s.supportedMediaTypes ?? [1, 2, 3]).map { .int(Int64($0.rawValue)) })))
         return .object(m)
     }
@@ -353,7 +353,7 @@ extension ICWSSimulator {
         guard session.mutable.withLock({ $0.stationSubscribed }) else { return }
         var m: [(String, JSONValue)] = [("__type", .string(ICWSMessage.TypeURN.stationConnectionStateChange)), ("isDelta", true)]
         if let previous { m.append(("previousStationInfo", stationInfo(previous, session: session, withSecret: false))) }
-        m.append(("newStationInfo", new.map { stationInfo($0, session: session, withSecret: false) } ?? ["id": "", "extension": "", "stationSetting": 0]))
+        m.append(("newStationInfo", new.map { stationInfo($0, session: session, withSecret: false) } ?? ["id": "", "extension": "", "stationSetting": .enumValue(StationSetting.unset)]))
         enqueue(.object(m), to: session)
     }
 

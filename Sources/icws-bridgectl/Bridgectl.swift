@@ -1,8 +1,8 @@
 import ArgumentParser
-import Bridge
+import BridgeContract
+import ICWSProtocol
 import DBusKit
 import Foundation
-import ICWS
 import Logging
 
 struct BusOptions: ParsableArguments {
@@ -155,9 +155,8 @@ struct Status: BridgeCommand {
             print("{\"session\":\(Render.json(session)),\"station\":\(Render.json(station)),\"alerting\":\(Render.json(interactions["Alerting"] ?? .vardicts([]))),\"users\":\(Render.json(users["Count"] ?? .uint32(0)))}")
             return
         }
-        let states = ["unknown", "connecting", "connected", "reconnecting", "stopped"]
-        let state = Int(session["State"]?.uint32Value ?? 0)
-        print("Session:    \(state < states.count ? states[state] : "\(state)") (\(session["MessagingMode"]?.stringValue ?? "-"))")
+        let raw = session["State"]?.uint32Value ?? 0
+        print("Session:    \(SessionState(rawValue: raw)?.name ?? "\(raw)") (\(session["MessagingMode"]?.stringValue ?? "-"))")
         print("Server:     \(session["Server"]?.stringValue ?? "-")")
         print("User:       \(session["UserId"]?.stringValue ?? "-") (\(session["UserDisplayName"]?.stringValue ?? ""))")
         let lastError = session["LastError"]?.stringValue ?? ""
@@ -303,7 +302,12 @@ struct Monitor: BridgeCommand {
         switch s.member {
         case "InteractionAlerting" where a.count == 2:
             let items = (a[0].arrayElements ?? []).map { d -> String in
-                let action = ["none", "START", "STOP"][min(Int(d["alertAction"]?.uint32Value ?? 0), 2)]
+                let action: String
+                switch AlertAction(rawValue: d["alertAction"]?.uint32Value ?? 0) {
+                case .startAlerting: action = "START"
+                case .stopAlerting: action = "STOP"
+                case let other: action = other.name
+                }
                 return "\(action) \(d["interactionId"]?.stringValue ?? "") \(d["interactionType"]?.stringValue ?? "") from \(Render.quote(d["name"]?.stringValue ?? "")) \(d["address"]?.stringValue ?? "") queue=\(d["queueName"]?.stringValue ?? "-")"
             }
             return (a[1].boolValue == true ? "" : "[snapshot] ") + (items.isEmpty ? "(none)" : items.joined(separator: "; "))

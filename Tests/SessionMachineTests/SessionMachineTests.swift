@@ -546,17 +546,10 @@ final class Outcome {
     var trace: [(SessionMachine.Event, [SessionMachine.Action])] = []
 }
 
-/// SplitMix64: a small seeded generator, so each walk replays from its seed.
+/// A seeded generator, so each walk replays from its seed.
 struct Rng {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
-    mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+    var generator: SplitMix64
+    init(seed: UInt64) { generator = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15) }
+    mutating func below(_ n: Int) -> Int { Int(generator.next() % UInt64(max(n, 1))) }
+    mutating func unit() -> Double { generator.nextUnit() }
 }

@@ -1,6 +1,6 @@
-import Bridge
+import BridgeContract
+import ICWSProtocol
 import DBusKit
-import ICWS
 import Testing
 
 /// Depth, size and burst limits of the mapping (docs/boundaries.md).

@@ -1,7 +1,9 @@
 import Bridge
+import ICWS
+import BridgeContract
+import ICWSProtocol
 import DBusKit
 import Foundation
-import ICWS
 import Testing
 import TestSupport
 

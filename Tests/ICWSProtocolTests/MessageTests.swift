@@ -1,4 +1,4 @@
-import ICWS
+import ICWSProtocol
 import Testing
 
 @Suite struct MessageDecodingTests {
