@@ -50,6 +50,49 @@ public indirect enum DBusValue: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// True when `signature` is exactly `sig`, found without building any string
+    /// (the check runs for every element of every array put on the bus).
+    public func hasSignature(_ sig: String) -> Bool {
+        var s = sig
+        return s.withUTF8 { bytes in
+            var i = 0
+            return matchSignature(bytes, &i) && i == bytes.count
+        }
+    }
+
+    private func matchSignature(_ s: UnsafeBufferPointer<UInt8>, _ i: inout Int) -> Bool {
+        func take(_ c: UInt8) -> Bool {
+            guard i < s.count, s[i] == c else { return false }
+            i += 1
+            return true
+        }
+        func take(_ t: String) -> Bool {
+            for c in t.utf8 where !take(c) { return false }
+            return true
+        }
+        switch self {
+        case .byte: return take(UInt8(ascii: "y"))
+        case .bool: return take(UInt8(ascii: "b"))
+        case .int16: return take(UInt8(ascii: "n"))
+        case .uint16: return take(UInt8(ascii: "q"))
+        case .int32: return take(UInt8(ascii: "i"))
+        case .uint32: return take(UInt8(ascii: "u"))
+        case .int64: return take(UInt8(ascii: "x"))
+        case .uint64: return take(UInt8(ascii: "t"))
+        case .double: return take(UInt8(ascii: "d"))
+        case .string: return take(UInt8(ascii: "s"))
+        case .objectPath: return take(UInt8(ascii: "o"))
+        case .signature: return take(UInt8(ascii: "g"))
+        case .variant: return take(UInt8(ascii: "v"))
+        case .array(let e, _): return take(UInt8(ascii: "a")) && take(e)
+        case .dict(let k, let v, _): return take("a{") && take(k) && take(v) && take(UInt8(ascii: "}"))
+        case .structure(let fields):
+            guard take(UInt8(ascii: "(")) else { return false }
+            for f in fields where !f.matchSignature(s, &i) { return false }
+            return take(UInt8(ascii: ")"))
+        }
+    }
+
     // MARK: Builders for the common shapes
 
     /// `a{sv}` from ordered pairs.
@@ -188,16 +231,17 @@ extension DBusValue {
                 throw EncodingError(description: "invalid array element signature \(e)")
             }
             for item in items {
-                guard item.signature == e else {
+                guard item.hasSignature(e) else {
                     throw EncodingError(description: "array of \(e) holds a \(item.signature)")
                 }
                 try item.validate()
             }
         case .dict(let k, let v, let entries):
-            guard k.count == 1, "ybnqiuxtdsog".contains(k), v.withCString({ dbus_signature_validate_single($0, nil) }) != 0
+            guard k.utf8.count == 1, let code = k.utf8.first, "ybnqiuxtdsog".utf8.contains(code),
+                v.withCString({ dbus_signature_validate_single($0, nil) }) != 0
             else { throw EncodingError(description: "invalid dict signature {\(k)\(v)}") }
             for e in entries {
-                guard e.key.signature == k, e.value.signature == v else {
+                guard e.key.hasSignature(k), e.value.hasSignature(v) else {
                     throw EncodingError(description: "dict {\(k)\(v)} holds {\(e.key.signature)\(e.value.signature)}")
                 }
                 try e.key.validate()
