@@ -92,9 +92,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .target(name: "CBenchReceiver", dependencies: ["CDBus"], path: "Benchmarks/CBenchReceiver"),
         .executableTarget(
             name: "icws-bench",
-            dependencies: ["TestSupport", "ICWSSimulator", "ICWS", "DBusKit", "Bridge", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "TestSupport", "ICWSSimulator", "ICWS", "DBusKit", "Bridge", "CBenchReceiver",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/icws-bench"),
         .target(name: "FuzzTargets", dependencies: ["ICWSProtocol", "BridgeContract", "DBusKit"], path: "Tests/Fuzz/Targets"),
         .executableTarget(name: "icws-fuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Driver"),

@@ -1,3 +1,4 @@
+import CBenchReceiver
 import Bridge
 import DBusKit
 import Foundation
@@ -308,33 +309,53 @@ struct Bench {
         try await Task.sleep(for: .seconds(2))
         print("  RSS 2 s later: \(String(format: "%.1f MB", rssMB(pid: daemon.pid)))")
 
-        func sustained(label: String, _ send: @escaping (UInt64) -> Void) async -> Int {
-            var best = 0
-            for rate in [20_000, 40_000, 80_000, 160_000] {
-                collector.reset()
-                let n = Int(Double(rate) * seconds)
-                let start = ContinuousClock.now
-                await paced(rate: rate, count: n, startSeq: seq, send)
-                let sendTime = (ContinuousClock.now - start).seconds
-                let ok = await waitFor(collector, count: n, timeout: .seconds(5))
-                let total = (ContinuousClock.now - start).seconds
-                seq += UInt64(n)
-                let achieved = Int(Double(n) / max(total, sendTime))
-                if !ok || total > seconds * 2 {
-                    print("  \(label): \(rate)/s not sustained (\(collector.count)/\(n) arrived in \(String(format: "%.1f", total)) s)")
-                    break
-                }
-                best = achieved
-            }
-            return best
+        // One plain libdbus receiver that only counts (the Swift subscriber that
+        // decodes every signal for the latency figures steps aside meanwhile).
+        guard let receiver = bench_receiver_start(bus.address, "InteractionAlerting") else {
+            throw BenchError(message: "cannot start the counting receiver")
         }
-        print("\n== Highest sustained rate with nothing lost (\(Int(seconds)) s steps)")
-        let bridgeMax = await sustained(label: "bridge") { sim.emit(alertingMessage(seq: $0)) }
-        print("  bridge: \(bridgeMax) messages/s")
+        let latencyRule = "type='signal',member='InteractionAlerting'"
+        _ = try await client.call(
+            destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",
+            member: "RemoveMatch", arguments: [.string(latencyRule)])
+        /// Starts sending `count` messages (numbered from `first`) as fast as
+        /// `send` goes, then waits for all of them at the counting receiver: the
+        /// rate is count / (first send → last arrival), nothing lost.
+        func maximum(label: String, count: Int, _ send: (_ first: UInt64, _ count: Int) -> Void) async -> (rate: Int, lost: Int) {
+            bench_receiver_reset(receiver)
+            let start = ContinuousClock.now
+            send(seq, count)
+            let deadline = ContinuousClock.now + .seconds(60)
+            while bench_receiver_count(receiver) < UInt64(count), ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(2))
+            }
+            let received = Int(bench_receiver_count(receiver))
+            let elapsed = (ContinuousClock.now - start).seconds
+            seq += UInt64(count)
+            let lost = count - received
+            let rate = Int(Double(received) / elapsed)
+            print("  \(label): \(rate) messages/s (\(count) sent as fast as possible, \(lost == 0 ? "none lost" : "\(lost) lost"))")
+            return (rate, lost)
+        }
+        let burst = quick ? 50_000 : 200_000
+        print("\n== Maximum rate: \(burst) alerting messages sent as fast as possible, against the floor")
+        let burstCPU0 = cpuSeconds(pid: daemon.pid)
+        let bridgeMax = await maximum(label: "bridge (icws-sim → icws-bridged)", count: burst) { first, n in
+            for i in 0..<n { sim.emit(alertingMessage(seq: first + UInt64(i))) }
+        }
+        let burstCPU = (cpuSeconds(pid: daemon.pid) - burstCPU0) / Double(burst) * 1000
+        print("  CPU of icws-bridged per 1,000 messages in this burst: \(String(format: "%.1f ms", burstCPU * 1000))")
+        // The floor: the same signals from one plain libdbus sender (C, on its
+        // own thread, no Swift on its path), into the same dbus-daemon and receiver.
+        let floorMax = await maximum(label: "floor (one plain libdbus sender)", count: burst) { first, n in
+            let address = bus.address
+            Thread.detachNewThread { _ = bench_send_alerting(address, "/bench", BridgeNames.interactions, first, UInt64(n)) }
+        }
+        print("  bridge/floor = \(floorMax.rate > 0 ? String(format: "%.0f %%", Double(bridgeMax.rate) / Double(floorMax.rate) * 100) : "-")")
+        try await client.addMatch(latencyRule)
 
-        // The floor: the same signals from a minimal libdbus emitter into the same dbus-daemon.
         let emitter = try await BusConnection.connect(.address(bus.address), logger: logger)
-        print("\n== Floor: the same signals emitted straight into dbus-daemon (no ICWS)")
+        print("\n== Floor latency: the same signals emitted straight into dbus-daemon (no ICWS)")
         print("rate/s  sent    lost   p50        p99        p99.9      max")
         for rate in [100, 1000, 10_000] {
             collector.reset()
@@ -348,10 +369,6 @@ struct Bench {
             let p = Percentiles(snap.latencies)
             print(row(rate, n, n - snap.seen.count, p))
         }
-        let floorMax = await sustained(label: "floor") {
-            try? emitter.emitSignal(path: "/bench", interface: BridgeNames.interactions, member: "InteractionAlerting", arguments: floorSignal(seq: $0))
-        }
-        print("  floor: \(floorMax) messages/s; bridge/floor = \(floorMax > 0 ? String(format: "%.0f %%", Double(bridgeMax) / Double(floorMax) * 100) : "-")")
 
         print("\n== Users: 10,000-user snapshot and a 1,000-user delta")
         usersSignals.withLock { $0.removeAll() }
@@ -445,4 +462,9 @@ struct Bench {
         await sim.stop()
         try? FileManager.default.removeItem(at: dir)
     }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
 }

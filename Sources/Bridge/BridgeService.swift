@@ -165,11 +165,11 @@ public final class BridgeService: Sendable {
         case .stationConnectionStateChange(let m):
             try object.setProperty(Contract.Station.info, ContractMaps.stationInfo(m.newStationInfo))
         case .interactionAlerting(let m):
-            let count = state.withLock { s -> Int in
-                s.alerting.apply(m)
-                return s.alerting.count
+            let (changed, count) = state.withLock { s -> (Bool, Int) in
+                (s.alerting.apply(m), s.alerting.count)
             }
-            try publishAlerting(count: count)
+            // Nothing changed (a stop for a call not alerting here): no PropertiesChanged.
+            if changed { try publishAlerting(count: count) }
         case .users(let m):
             let count = state.withLock { s -> Int in
                 s.users.apply(m)

@@ -23,10 +23,13 @@ struct OrderedStore<Value: Sendable>: Sendable {
         }
     }
 
-    mutating func remove(_ id: String) {
-        guard let i = index.removeValue(forKey: id) else { return }
+    /// False when there was nothing under `id`.
+    @discardableResult
+    mutating func remove(_ id: String) -> Bool {
+        guard let i = index.removeValue(forKey: id) else { return false }
         slots[i] = nil
         if slots.count > 64 && index.count < slots.count / 2 { compact() }
+        return true
     }
 
     private mutating func compact() {
@@ -56,11 +59,24 @@ public struct AlertingCache: Sendable {
 
     public init() {}
 
-    public mutating func apply(_ m: InteractionAlertingMessage) {
-        if !m.isDelta { store.removeAll() }
-        for d in m.details {
-            if d.alertAction == .stopAlerting { store.remove(d.interactionId) } else { store.upsert(d.interactionId, d) }
+    /// Applies a message; false when it changed nothing (a stop for an
+    /// interaction that is not alerting, an empty delta).
+    @discardableResult
+    public mutating func apply(_ m: InteractionAlertingMessage) -> Bool {
+        var changed = false
+        if !m.isDelta {
+            changed = store.count > 0 || !m.details.isEmpty
+            store.removeAll()
         }
+        for d in m.details {
+            if d.alertAction == .stopAlerting {
+                if store.remove(d.interactionId) { changed = true }
+            } else {
+                store.upsert(d.interactionId, d)
+                changed = true
+            }
+        }
+        return changed
     }
 
     public mutating func clear() { store.removeAll() }

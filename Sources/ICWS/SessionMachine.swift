@@ -217,6 +217,8 @@ public struct SessionMachine: Sendable {
         self.now = now
         draw = unit
         step(event)
+        // A message publishes what it changes itself (in order with the message).
+        if case .message = event { return }
         flush()
     }
 
@@ -606,6 +608,7 @@ public struct SessionMachine: Sendable {
             out.append(.publish(.message(message)))
             if case .connectionStateChange(let m) = message, m.newConnectionState == .down {
                 end(.down(reason: m.reason, shouldReconnect: m.shouldReconnect ?? false))
+                flush()
             }
         }
     }
