@@ -21,8 +21,6 @@ public final class BridgeService: Sendable {
     struct State {
         var alerting = AlertingCache()
         var users = UsersCache()
-        var status = SessionStatus()
-        var station = StationStatus()
         var signalsEmitted: UInt64 = 0
     }
 
@@ -128,23 +126,14 @@ public final class BridgeService: Sendable {
     public func handle(_ event: SupervisorEvent) {
         do throws(BusError) {
             switch event {
-            case .status(let s):
-                let station = state.withLock { st -> StationStatus in
-                    st.status = s
-                    return st.station
-                }
-                try object.setProperties(sessionProperties(s))
-                statusObserver?(s, station)
-            case .station(let st):
-                let status = state.withLock { s -> SessionStatus in
-                    s.station = st
-                    return s.status
-                }
-                try object.setProperties([
-                    (Contract.Station.connected, .bool(st.connected)), (Contract.Station.ready, .bool(st.ready)),
-                    (Contract.Station.settings, ContractMaps.settings(st.requested)),
-                ])
-                statusObserver?(status, st)
+            case .state(let s, let st):
+                // Only what changed goes out (`setProperties` compares with what the bus has).
+                try object.setProperties(
+                    sessionProperties(s) + [
+                        (Contract.Station.connected, .bool(st.connected)), (Contract.Station.ready, .bool(st.ready)),
+                        (Contract.Station.settings, ContractMaps.settings(st.requested)),
+                    ])
+                statusObserver?(s, st)
             case .message(let m):
                 defer { workObserver?(m.entryCount) }
                 try handle(message: m)

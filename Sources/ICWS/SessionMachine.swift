@@ -290,7 +290,7 @@ public struct SessionMachine: Sendable {
             phase = .live(l)
             switch result {
             case .success:
-                unitStates[index] = units[index].request(configuration.subscriptions).map { .active(path: $0.path) } ?? .idle
+                unitStates[index] = units[index].request(configuration.subscriptions, l.session.userId).map { .active(path: $0.path) } ?? .idle
             case .failure(let error):
                 unitStates[index] = .failed(error.shortReason)
                 if sessionFailed(error, epoch: e) { return }
@@ -567,7 +567,7 @@ public struct SessionMachine: Sendable {
         let next = l.steps.removeFirst()
         switch next {
         case .unit(let i):
-            let request = units[i].request(configuration.subscriptions)
+            let request = units[i].request(configuration.subscriptions, l.session.userId)
             var unsubscribe: String?
             if case .active(let path) = unitStates[i], path != request?.path { unsubscribe = path }
             if request == nil && unsubscribe == nil {
@@ -929,13 +929,9 @@ public struct SessionMachine: Sendable {
 
     /// Publishes the status and station when they changed since last published.
     private mutating func flush() {
-        if station != lastPublishedStation {
-            lastPublishedStation = station
-            out.append(.publish(.station(station)))
-        }
-        if status != lastPublishedStatus {
-            lastPublishedStatus = status
-            out.append(.publish(.status(status)))
-        }
+        guard station != lastPublishedStation || status != lastPublishedStatus else { return }
+        lastPublishedStation = station
+        lastPublishedStatus = status
+        out.append(.publish(.state(status, station)))
     }
 }

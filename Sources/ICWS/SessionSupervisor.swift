@@ -24,8 +24,9 @@ public struct StationStatus: Sendable, Equatable {
 }
 
 public enum SupervisorEvent: Sendable {
-    case status(SessionStatus)
-    case station(StationStatus)
+    /// The session and the station as they are now (sent when either changed).
+    /// The machine holds the one copy; the bus side renders it into properties.
+    case state(SessionStatus, StationStatus)
     case message(ICWSMessage)
     case malformedMessage(MessageDecodeError)
 }

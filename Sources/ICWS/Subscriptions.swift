@@ -12,12 +12,12 @@ public struct SubscriptionUnit: Sendable {
     public let restoreOrder: Int
     /// The `__type`s of the messages this subscription brings.
     public let consumes: Set<String>
-    /// The request for a configuration, or nil when none is wanted.
-    public let request: @Sendable (SubscriptionSettings) -> SubscriptionRequest?
+    /// The request for a configuration and the session's user id, or nil when none is wanted.
+    public let request: @Sendable (SubscriptionSettings, _ userId: String) -> SubscriptionRequest?
 
     public init(
         name: String, restoreOrder: Int, consumes: Set<String>,
-        request: @escaping @Sendable (SubscriptionSettings) -> SubscriptionRequest?
+        request: @escaping @Sendable (SubscriptionSettings, _ userId: String) -> SubscriptionRequest?
     ) {
         self.name = name
         self.restoreOrder = restoreOrder
@@ -35,10 +35,10 @@ public struct SubscriptionUnit: Sendable {
     public static let standard: [SubscriptionUnit] = [
         SubscriptionUnit(
             name: "station", restoreOrder: 10, consumes: [ICWSMessage.TypeURN.stationConnectionStateChange]
-        ) { _ in SubscriptionRequest(path: "connection/station") },
+        ) { _, _ in SubscriptionRequest(path: "connection/station") },
         SubscriptionUnit(
             name: "alerting", restoreOrder: 20, consumes: [ICWSMessage.TypeURN.interactionAlerting]
-        ) { settings in
+        ) { settings, _ in
             guard !settings.alertingAttributeNames.isEmpty else { return nil }
             return SubscriptionRequest(
                 path: "interaction-alerting",
@@ -46,11 +46,34 @@ public struct SubscriptionUnit: Sendable {
         },
         SubscriptionUnit(
             name: "users", restoreOrder: 200, consumes: [ICWSMessage.TypeURN.users]
-        ) { settings in
+        ) { settings, _ in
             settings.users.map {
                 SubscriptionRequest(path: "configuration/users/\(ICWSClient.pathComponent($0.subscriptionId))", body: $0.json)
             }
         },
+        SubscriptionUnit(
+            name: "interactions", restoreOrder: 30,
+            consumes: [ICWSMessage.TypeURN.queueContents, ICWSMessage.TypeURN.queueSubscriptionState]
+        ) { settings, userId in
+            guard let extra = settings.interactionAttributes else { return nil }
+            var names = SubscriptionUnit.interactionAttributes
+            for n in extra where !names.contains(where: { $0.lowercased() == n.lowercased() }) { names.append(n) }
+            return SubscriptionRequest(
+                path: "queues/\(SubscriptionUnit.myInteractions)",
+                body: .object([
+                    ("queueIds", .array([.object([("queueType", .enumValue(QueueType.user)), ("queueName", .string(userId))])])),
+                    ("attributeNames", .array(names.map { .string($0) })),
+                ]))
+        },
+    ]
+
+    /// The id of the subscription to the agent's own user queue.
+    public static let myInteractions = "icws-bridge-my-interactions"
+
+    /// The attributes the interaction objects' properties come from (always asked for).
+    public static let interactionAttributes = [
+        "Eic_State", "Eic_ObjectType", "Eic_CallDirection", "Eic_RemoteName", "Eic_RemoteAddress", "Eic_Muted",
+        "Eic_Capabilities", "Eic_ConferenceId", "Eic_InitiationTime",
     ]
 }
 

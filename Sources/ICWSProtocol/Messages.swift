@@ -220,6 +220,43 @@ public struct SubscriptionStateMessage: Sendable, Equatable {
     }
 }
 
+/// One interaction of a `queueContentsMessage`: its id and attributes. A
+/// value that is not a JSON string is kept as its compact JSON text.
+public struct QueueInteraction: Sendable, Equatable {
+    public var interactionId: String
+    public var attributes: [(String, String)]
+    public var conferenceParentId: String?
+
+    public init(interactionId: String, attributes: [(String, String)] = [], conferenceParentId: String? = nil) {
+        self.interactionId = interactionId
+        self.attributes = attributes
+        self.conferenceParentId = conferenceParentId
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.interactionId == b.interactionId && a.conferenceParentId == b.conferenceParentId
+            && a.attributes.elementsEqual(b.attributes, by: { $0 == $1 })
+    }
+}
+
+/// `urn:inin.com:queues:queueContentsMessage`: the interactions on a
+/// subscribed queue (isDelta:false: all of them; deltas: what changed).
+public struct QueueContentsMessage: Sendable, Equatable {
+    public var isDelta: Bool
+    public var subscriptionId: String
+    public var added: [QueueInteraction]
+    public var changed: [QueueInteraction]
+    public var removed: [String]
+
+    public init(isDelta: Bool, subscriptionId: String, added: [QueueInteraction] = [], changed: [QueueInteraction] = [], removed: [String] = []) {
+        self.isDelta = isDelta
+        self.subscriptionId = subscriptionId
+        self.added = added
+        self.changed = changed
+        self.removed = removed
+    }
+}
+
 /// Every ICWS message the bridge knows, plus anything else passed on raw.
 public enum ICWSMessage: Sendable, Equatable {
     case connectionStateChange(ConnectionStateChangeMessage)
@@ -228,6 +265,9 @@ public enum ICWSMessage: Sendable, Equatable {
     case users(UsersMessage)
     case asyncOperationCompleted(AsyncOperationCompletedMessage)
     case subscriptionState(SubscriptionStateMessage)
+    case queueContents(QueueContentsMessage)
+    /// `queueSubscriptionStateMessage`: the state of a queue subscription.
+    case queueSubscriptionState(SubscriptionStateMessage)
     /// An unknown `__type`: never an error, the raw JSON goes on.
     case unknown(type: String, raw: JSONValue)
 
@@ -248,6 +288,8 @@ public enum ICWSMessage: Sendable, Equatable {
         public static let users = "urn:inin.com:configuration.people:usersMessage"
         public static let asyncOperationCompleted = "urn:inin.com:messaging:asyncOperationCompletedMessage"
         public static let subscriptionState = "urn:inin.com:messaging:subscriptionStateMessage"
+        public static let queueContents = "urn:inin.com:queues:queueContentsMessage"
+        public static let queueSubscriptionState = "urn:inin.com:queues:queueSubscriptionStateMessage"
     }
 
     /// Decodes one message from its JSON text (one SSE `data:` or one poll element).
@@ -317,13 +359,20 @@ public enum ICWSMessage: Sendable, Equatable {
             }
             return .asyncOperationCompleted(
                 AsyncOperationCompletedMessage(requestId: try r.requiredString("requestId"), errorMessage: message))
-        case TypeURN.subscriptionState:
+        case TypeURN.subscriptionState, TypeURN.queueSubscriptionState:
             var message: String?
-            if let err = json["error"], case .object = err { message = err["message"]?.stringValue }
-            return .subscriptionState(
-                SubscriptionStateMessage(
-                    isDelta: isDelta, subscriptionId: try r.optionalString("subscriptionId"),
-                    state: try r.optionalEnum("state") ?? 0, errorMessage: message))
+            if let err = json["error"], case .object = err { message = err["message"]?.stringValue ?? err["errorId"]?.stringValue }
+            let m = SubscriptionStateMessage(
+                isDelta: isDelta, subscriptionId: try r.optionalString("subscriptionId"),
+                state: try r.optionalEnum("state") ?? 0, errorMessage: message)
+            return type == TypeURN.subscriptionState ? .subscriptionState(m) : .queueSubscriptionState(m)
+        case TypeURN.queueContents:
+            return .queueContents(
+                QueueContentsMessage(
+                    isDelta: isDelta, subscriptionId: try r.optionalString("subscriptionId") ?? "",
+                    added: try decodeQueueInteractions(json["interactionsAdded"], field: "interactionsAdded"),
+                    changed: try decodeQueueInteractions(json["interactionsChanged"], field: "interactionsChanged"),
+                    removed: try decodeRemovedInteractions(json["interactionsRemoved"])))
         default:
             return .unknown(type: type, raw: json)
         }
@@ -386,6 +435,40 @@ public enum ICWSMessage: Sendable, Equatable {
             users.append(entry)
         }
         return users
+    }
+
+    /// `interactionsAdded` / `interactionsChanged`; a missing array is empty.
+    private static func decodeQueueInteractions(_ json: JSONValue?, field: String) throws(MessageDecodeError) -> [QueueInteraction] {
+        guard let json, !json.isNull else { return [] }
+        guard case .array(let items) = json else { throw MessageDecodeError(field: field, reason: "expected an array") }
+        var out: [QueueInteraction] = []
+        out.reserveCapacity(items.count)
+        for (i, item) in items.enumerated() {
+            let f = "\(field)[\(i)]"
+            guard case .object = item else { throw MessageDecodeError(field: f, reason: "expected an object") }
+            var r = FieldReader(item, prefix: f)
+            var entry = QueueInteraction(interactionId: try r.requiredString("interactionId"))
+            entry.conferenceParentId = try r.optionalString("conferenceParentId")
+            if let attrs = item["attributes"], !attrs.isNull {
+                guard case .object(let members) = attrs else { throw MessageDecodeError(field: f + ".attributes", reason: "expected an object") }
+                entry.attributes = members.map { k, v in (k, v.stringValue ?? v.serialized()) }
+            }
+            out.append(entry)
+        }
+        return out
+    }
+
+    private static func decodeRemovedInteractions(_ json: JSONValue?) throws(MessageDecodeError) -> [String] {
+        guard let json, !json.isNull else { return [] }
+        guard case .array(let items) = json else { throw MessageDecodeError(field: "interactionsRemoved", reason: "expected an array") }
+        var ids: [String] = []
+        for (i, item) in items.enumerated() {
+            guard let s = item.stringValue ?? item["interactionId"]?.stringValue else {
+                throw MessageDecodeError(field: "interactionsRemoved[\(i)]", reason: "expected an interaction id")
+            }
+            ids.append(s)
+        }
+        return ids
     }
 
     private static func decodeRemoved(_ json: JSONValue?) throws(MessageDecodeError) -> [String] {

@@ -146,9 +146,16 @@ public struct SubscriptionSettings: Sendable, Equatable {
     public var alertingAttributeNames: [String]
     /// The users subscription, or nil for none.
     public var users: UsersSubscription?
+    /// Attribute names asked for on the agent's own queue beside the ones the
+    /// interaction objects need; nil for no queue subscription.
+    public var interactionAttributes: [String]?
 
-    public init(alertingAttributeNames: [String] = ["Eic_RemoteName", "Eic_WorkgroupName"], users: UsersSubscription? = UsersSubscription()) {
+    public init(
+        alertingAttributeNames: [String] = ["Eic_RemoteName", "Eic_WorkgroupName"], users: UsersSubscription? = UsersSubscription(),
+        interactionAttributes: [String]? = nil
+    ) {
         self.alertingAttributeNames = alertingAttributeNames
         self.users = users
+        self.interactionAttributes = interactionAttributes
     }
 }

@@ -88,8 +88,9 @@ public final class EventLog: Sendable {
             for await e in supervisor.events {
                 self?.state.withLock { s in
                     switch e {
-                    case .status(let st): s.statuses.append(st)
-                    case .station(let st): s.stations.append(st)
+                    case .state(let status, let station):
+                        if s.statuses.last != status { s.statuses.append(status) }
+                        if s.stations.last != station { s.stations.append(station) }
                     case .message(let m): s.messages.append(m)
                     case .malformedMessage(let m): s.malformed.append(m)
                     }
