@@ -338,7 +338,8 @@ struct Bench {
             return (rate, lost)
         }
         let burst = quick ? 50_000 : 200_000
-        print("\n== Maximum rate: \(burst) alerting messages sent as fast as possible, against the floor")
+        print("\n== Maximum rate: \(burst) alerting messages sent as fast as possible, against the floor (icws-bridged pid \(daemon.pid))")
+        try await Task.sleep(for: .milliseconds(300))
         let burstCPU0 = cpuSeconds(pid: daemon.pid)
         let bridgeMax = await maximum(label: "bridge (icws-sim → icws-bridged)", count: burst) { first, n in
             for i in 0..<n { sim.emit(alertingMessage(seq: first + UInt64(i))) }
