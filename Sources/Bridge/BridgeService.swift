@@ -12,6 +12,8 @@ public final class BridgeService: Sendable {
     let connection: BusConnection
     let logger: Logger
     private let state = Mutex(State())
+    /// The agent's own interactions as objects (contract v1.1).
+    let interactions: InteractionObjects
     /// Called on every session status change (for sd_notify STATUS=).
     private let statusObserver: (@Sendable (SessionStatus, StationStatus) -> Void)?
     /// Told how many entries each piece of work handled: 1 for most messages,
@@ -36,10 +38,12 @@ public final class BridgeService: Sendable {
         self.statusObserver = statusObserver
         let interfaces = try BridgeNames.interfaces()
         object = BusObject(path: BridgeNames.objectPath, interfaces: interfaces)
+        interactions = try InteractionObjects(connection: connection, main: object, supervisor: supervisor, logger: logger)
         try publishInitialProperties()
         installHandlers()
         // The table, the XML and the handlers agree, or the daemon does not start.
-        let problems = Contract.mismatches(against: interfaces) + object.unboundMethods.map { "method \($0) has no handler" }
+        let problems = Contract.mismatches(against: interfaces + interactions.interfaces)
+            + (object.unboundMethods + interactions.unboundMethods).map { "method \($0) has no handler" }
         guard problems.isEmpty else { throw .failed("the D-Bus contract does not hold: " + problems.joined(separator: "; ")) }
     }
 
@@ -165,6 +169,11 @@ public final class BridgeService: Sendable {
                 return s.users.count
             }
             try object.setProperty(Contract.Users.count, .uint32(UInt32(clamping: count)))
+        case .queueContents(let m):
+            try interactions.apply(m)
+        case .queueSubscriptionState(let m):
+            logger.warning(
+                "queue subscription state", metadata: ["icws.subscription": "\(m.subscriptionId ?? "")", "icws.state": "\(m.state)", "icws.error": "\(m.errorMessage ?? "")"])
         case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .unknown:
             break
         }

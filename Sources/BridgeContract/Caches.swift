@@ -10,6 +10,7 @@ struct OrderedStore<Value: Sendable>: Sendable {
 
     var count: Int { index.count }
     var values: [Value] { slots.compactMap { $0 } }
+    var keys: Dictionary<String, Int>.Keys { index.keys }
 
     subscript(id: String) -> Value? { index[id].flatMap { slots[$0] } }
 
@@ -123,4 +124,97 @@ public struct UsersCache: Sendable {
     public var count: Int { store.count }
     public var all: [UserEntry] { store.values }
     public func user(_ id: String) -> UserEntry? { store[id] }
+}
+
+/// One interaction on the agent's own queue: its id and attributes, in the
+/// order the server first sent them.
+public struct InteractionEntry: Sendable, Equatable {
+    public var id: String
+    public var attributes: [(String, String)]
+
+    public init(id: String, attributes: [(String, String)]) {
+        self.id = id
+        self.attributes = attributes
+    }
+
+    /// An attribute by name (ICWS attribute names are case-insensitive).
+    public subscript(name: String) -> String? {
+        if let v = attributes.first(where: { $0.0 == name }) { return v.1 }
+        let lower = name.lowercased()
+        return attributes.first(where: { $0.0.lowercased() == lower })?.1
+    }
+
+    /// Sets the attributes of `changes`, keeping the others.
+    mutating func merge(_ changes: [(String, String)]) {
+        for (k, v) in changes {
+            let lower = k.lowercased()
+            if let i = attributes.firstIndex(where: { $0.0.lowercased() == lower }) { attributes[i].1 = v } else { attributes.append((k, v)) }
+        }
+    }
+
+    public static func == (a: Self, b: Self) -> Bool { a.id == b.id && a.attributes.elementsEqual(b.attributes, by: { $0 == $1 }) }
+}
+
+/// What one queue message did to the set of interactions.
+public struct InteractionChanges: Sendable, Equatable {
+    public var added: [InteractionEntry] = []
+    public var changed: [InteractionEntry] = []
+    public var removed: [String] = []
+    /// Interactions left out: empty ids, or past `InteractionsCache.maxInteractions`.
+    public var ignored = 0
+}
+
+/// The agent's own interactions. An isDelta:false message replaces the set
+/// (a surviving interaction keeps its place and gets the new attributes);
+/// deltas merge attribute by attribute and remove what they name.
+public struct InteractionsCache: Sendable {
+    private var store = OrderedStore<InteractionEntry>()
+    /// No agent has this many interactions; past it a server's list is cut.
+    public static let maxInteractions = 10_000
+
+    public init() {}
+
+    public var entries: [InteractionEntry] { store.values }
+    public var count: Int { store.count }
+    public subscript(id: String) -> InteractionEntry? { store[id] }
+
+    public mutating func apply(_ m: QueueContentsMessage) -> InteractionChanges {
+        var changes = InteractionChanges()
+        func take(_ q: QueueInteraction, merge: Bool) {
+            guard !q.interactionId.isEmpty else {
+                changes.ignored += 1
+                return
+            }
+            var attributes: [(String, String)] = []
+            for (k, v) in q.attributes where !attributes.contains(where: { $0.0 == k }) { attributes.append((k, v)) }
+            if var existing = store[q.interactionId] {
+                if merge { existing.merge(attributes) } else { existing.attributes = attributes }
+                store.upsert(q.interactionId, existing)
+                changes.changed.removeAll { $0.id == q.interactionId }
+                changes.changed.append(existing)
+            } else if store.count < Self.maxInteractions {
+                let entry = InteractionEntry(id: q.interactionId, attributes: attributes)
+                store.upsert(q.interactionId, entry)
+                changes.added.append(entry)
+            } else {
+                changes.ignored += 1
+            }
+        }
+        if !m.isDelta {
+            let listed = Set((m.added + m.changed).map(\.interactionId))
+            for id in Array(store.keys) where !listed.contains(id) {
+                store.remove(id)
+                changes.removed.append(id)
+            }
+            for q in m.added + m.changed { take(q, merge: false) }
+            return changes
+        }
+        for q in m.added + m.changed { take(q, merge: true) }
+        for id in m.removed where store.remove(id) {
+            changes.added.removeAll { $0.id == id }
+            changes.changed.removeAll { $0.id == id }
+            changes.removed.append(id)
+        }
+        return changes
+    }
 }

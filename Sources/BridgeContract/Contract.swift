@@ -63,8 +63,47 @@ public enum Contract {
         public static let interface = BridgeNames.interactions
         public static let alertingSignal = SignalSpec(interface: interface, name: "InteractionAlerting", signature: "aa{sv}b")
         public static let alerting = PropertySpec(interface: interface, name: "Alerting", type: "aa{sv}")
+        public static let dial = MethodSpec(interface: interface, name: "Dial", inSignature: "sa{sv}", outSignature: "o")
+        static let methods = [dial]
         static let signals = [alertingSignal]
         static let properties = [alerting]
+    }
+
+    /// One object per interaction on the agent's own queue (contract v1.1).
+    public enum Interaction {
+        public static let interface = BridgeNames.interaction
+        public static let id = PropertySpec(interface: interface, name: "Id", type: "s")
+        public static let type = PropertySpec(interface: interface, name: "Type", type: "s")
+        public static let state = PropertySpec(interface: interface, name: "State", type: "u")
+        public static let stateCode = PropertySpec(interface: interface, name: "StateCode", type: "s")
+        public static let direction = PropertySpec(interface: interface, name: "Direction", type: "u")
+        public static let remoteName = PropertySpec(interface: interface, name: "RemoteName", type: "s")
+        public static let remoteAddress = PropertySpec(interface: interface, name: "RemoteAddress", type: "s")
+        public static let muted = PropertySpec(interface: interface, name: "Muted", type: "b")
+        public static let capabilities = PropertySpec(interface: interface, name: "Capabilities", type: "u")
+        public static let conferenceId = PropertySpec(interface: interface, name: "ConferenceId", type: "s")
+        public static let initiationTime = PropertySpec(interface: interface, name: "InitiationTime", type: "s")
+        public static let attributes = PropertySpec(interface: interface, name: "Attributes", type: "a{ss}")
+        public static let pickup = MethodSpec(interface: interface, name: "Pickup", inSignature: "", outSignature: "")
+        public static let disconnect = MethodSpec(interface: interface, name: "Disconnect", inSignature: "", outSignature: "")
+        public static let hold = MethodSpec(interface: interface, name: "Hold", inSignature: "b", outSignature: "")
+        public static let mute = MethodSpec(interface: interface, name: "Mute", inSignature: "b", outSignature: "")
+        public static let sendDigits = MethodSpec(interface: interface, name: "SendDigits", inSignature: "s", outSignature: "")
+        public static let blindTransfer = MethodSpec(interface: interface, name: "BlindTransfer", inSignature: "s", outSignature: "")
+        public static let sendToVoicemail = MethodSpec(interface: interface, name: "SendToVoicemail", inSignature: "", outSignature: "")
+        static let methods = [pickup, disconnect, hold, mute, sendDigits, blindTransfer, sendToVoicemail]
+        static let properties = [
+            id, type, state, stateCode, direction, remoteName, remoteAddress, muted, capabilities, conferenceId, initiationTime, attributes,
+        ]
+    }
+
+    public enum ObjectManager {
+        public static let interface = BridgeNames.objectManager
+        public static let getManagedObjects = MethodSpec(interface: interface, name: "GetManagedObjects", inSignature: "", outSignature: "a{oa{sa{sv}}}")
+        public static let interfacesAdded = SignalSpec(interface: interface, name: "InterfacesAdded", signature: "oa{sa{sv}}")
+        public static let interfacesRemoved = SignalSpec(interface: interface, name: "InterfacesRemoved", signature: "oas")
+        static let methods = [getManagedObjects]
+        static let signals = [interfacesAdded, interfacesRemoved]
     }
 
     public enum Users {
@@ -77,9 +116,11 @@ public enum Contract {
         static let properties = [count]
     }
 
-    public static let methods: [MethodSpec] = Session.methods + Station.methods + Users.methods
-    public static let signals: [SignalSpec] = Station.signals + Interactions.signals + Users.signals
-    public static let properties: [PropertySpec] = Session.properties + Station.properties + Interactions.properties + Users.properties
+    public static let methods: [MethodSpec] =
+        Session.methods + Station.methods + Interactions.methods + Users.methods + Interaction.methods + ObjectManager.methods
+    public static let signals: [SignalSpec] = Station.signals + Interactions.signals + Users.signals + ObjectManager.signals
+    public static let properties: [PropertySpec] =
+        Session.properties + Station.properties + Interactions.properties + Users.properties + Interaction.properties
 
     /// One member as both sides describe it, for the comparison.
     struct Member: Hashable {

@@ -30,7 +30,8 @@ public enum Emission {
             return SignalSplitter.usersChanged(
                 added: m.added.map(ContractMaps.user), changed: m.changed.map(ContractMaps.user), removed: m.removed, isDelta: m.isDelta
             ).map { SignalEmission(spec: Contract.Users.changed, arguments: $0) }
-        case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .unknown:
+        // Queue contents become objects (InterfacesAdded, PropertiesChanged, InterfacesRemoved), not a signal of their own.
+        case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .queueContents, .queueSubscriptionState, .unknown:
             return []
         }
     }

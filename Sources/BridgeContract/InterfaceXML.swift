@@ -4,6 +4,69 @@
 public enum InterfaceXML {
     public static let files: [(name: String, xml: String)] = [
         (
+            "io.github.icwsbridge.Bridge1.Interaction",
+            #"""
+<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">
+<!--
+  io.github.icwsbridge.Bridge1.Interaction: one interaction on the agent's own
+  user queue, at /io/github/icwsbridge/Bridge1/Interaction/<id> (<id>: the
+  interaction id, every byte outside [A-Za-z0-9] written as _ and two
+  lower-case hex digits). The main object's ObjectManager announces these
+  objects (InterfacesAdded, InterfacesRemoved). Contract version 1.1.
+-->
+<node>
+  <interface name="io.github.icwsbridge.Bridge1.Interaction">
+    <!-- Every property emits PropertiesChanged with its value. Since 1.1. -->
+    <!-- Id: the ICWS interaction id. -->
+    <property name="Id" type="s" access="read"/>
+    <!-- Type: Eic_ObjectType as sent (Call, Chat, ...). -->
+    <property name="Type" type="s" access="read"/>
+    <!--
+      State: 0 not set or unknown, 1 offering (O), 2 alerting (A), 3 connected
+      (C), 4 held (H), 5 messaging (M), 6 parked (P), 7 proceeding (R),
+      8 suspended (X), 9 system (S), 10 disconnected here (I), 11 disconnected
+      by the remote party (E).
+    -->
+    <property name="State" type="u" access="read"/>
+    <!-- StateCode: the Eic_State letter as sent. -->
+    <property name="StateCode" type="s" access="read"/>
+    <!-- Direction: 0 unknown, 1 inbound (I), 2 outbound (O). -->
+    <property name="Direction" type="u" access="read"/>
+    <property name="RemoteName" type="s" access="read"/>
+    <property name="RemoteAddress" type="s" access="read"/>
+    <!-- Muted: Eic_Muted is "1". -->
+    <property name="Muted" type="b" access="read"/>
+    <!-- Capabilities: Eic_Capabilities (bits: 2 disconnect, 4 hold, 32 mute, 256 pickup, 4096 transfer, ...); 0 when absent or not a number. -->
+    <property name="Capabilities" type="u" access="read"/>
+    <property name="ConferenceId" type="s" access="read"/>
+    <!-- InitiationTime: Eic_InitiationTime as sent (e.g. 20240301T141502Z). -->
+    <property name="InitiationTime" type="s" access="read"/>
+    <!-- Attributes: every attribute the server sent, merged across deltas (a snapshot replaces them). -->
+    <property name="Attributes" type="a{ss}" access="read"/>
+    <!-- The methods reply once the ICWS server answered. An interaction the server no longer knows: Error.NoSuchInteraction. -->
+    <method name="Pickup"/>
+    <method name="Disconnect"/>
+    <method name="Hold">
+      <arg name="on" type="b" direction="in"/>
+    </method>
+    <method name="Mute">
+      <arg name="on" type="b" direction="in"/>
+    </method>
+    <!-- SendDigits: 1 to 64 of 0-9 * # A-D (either case), else InvalidArgs. -->
+    <method name="SendDigits">
+      <arg name="digits" type="s" direction="in"/>
+    </method>
+    <!-- BlindTransfer: a target of 1 to 256 characters. -->
+    <method name="BlindTransfer">
+      <arg name="target" type="s" direction="in"/>
+    </method>
+    <method name="SendToVoicemail"/>
+  </interface>
+</node>
+"""#
+        ),
+        (
             "io.github.icwsbridge.Bridge1.Interactions",
             #"""
 <!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"
@@ -32,6 +95,18 @@ public enum InterfaceXML {
       <arg name="details" type="aa{sv}"/>
       <arg name="is_delta" type="b"/>
     </signal>
+    <!--
+      Dial: creates a call to target (createCallParameters). Options:
+      workgroup (s), attributes (a{ss}: additionalAttributes); anything else is
+      InvalidArgs naming it. Replies with the path of the new interaction's
+      object, which exists within 2 s (it may appear just before or after the
+      reply). Since 1.1.
+    -->
+    <method name="Dial">
+      <arg name="target" type="s" direction="in"/>
+      <arg name="options" type="a{sv}" direction="in"/>
+      <arg name="interaction" type="o" direction="out"/>
+    </method>
   </interface>
 </node>
 """#

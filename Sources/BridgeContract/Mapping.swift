@@ -9,13 +9,62 @@ public enum BridgeNames {
     public static let station = "io.github.icwsbridge.Bridge1.Station"
     public static let interactions = "io.github.icwsbridge.Bridge1.Interactions"
     public static let users = "io.github.icwsbridge.Bridge1.Users"
+    public static let interaction = "io.github.icwsbridge.Bridge1.Interaction"
+    public static let objectManager = "org.freedesktop.DBus.ObjectManager"
     public static let errorPrefix = "io.github.icwsbridge.Bridge1.Error."
+    /// Where the interaction objects live: `<interactionPrefix><escaped id>`.
+    public static let interactionPrefix = objectPath + "/Interaction/"
 
-    /// The interfaces as the shipped XML describes them.
+    /// The interfaces of the main object as the shipped XML describes them,
+    /// with the standard ObjectManager.
     public static func interfaces() throws(BusError) -> [InterfaceDescription] {
         var all: [InterfaceDescription] = []
-        for file in InterfaceXML.files { all += try InterfaceDescription.parse(xml: file.xml) }
+        for file in InterfaceXML.files where file.name != interaction { all += try InterfaceDescription.parse(xml: file.xml) }
+        return all + (try InterfaceDescription.parse(xml: objectManagerXML))
+    }
+
+    /// The interface of each interaction object.
+    public static func interactionInterfaces() throws(BusError) -> [InterfaceDescription] {
+        var all: [InterfaceDescription] = []
+        for file in InterfaceXML.files where file.name == interaction { all += try InterfaceDescription.parse(xml: file.xml) }
         return all
+    }
+
+    static let objectManagerXML = """
+        <node>
+          <interface name="org.freedesktop.DBus.ObjectManager">
+            <method name="GetManagedObjects">
+              <arg name="objects" type="a{oa{sa{sv}}}" direction="out"/>
+            </method>
+            <signal name="InterfacesAdded">
+              <arg name="object" type="o"/>
+              <arg name="interfaces" type="a{sa{sv}}"/>
+            </signal>
+            <signal name="InterfacesRemoved">
+              <arg name="object" type="o"/>
+              <arg name="interfaces" type="as"/>
+            </signal>
+          </interface>
+        </node>
+        """
+
+    /// The object path of an interaction: every byte of the id outside
+    /// [A-Za-z0-9] becomes `_` and two lower-case hex digits; nil for an empty id.
+    public static func interactionPath(_ id: String) -> String? {
+        guard !id.isEmpty else { return nil }
+        var out = interactionPrefix
+        let hex = Array("0123456789abcdef".utf8)
+        for b in id.utf8 {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            default:
+                out.unicodeScalars.append("_")
+                out.unicodeScalars.append(Unicode.Scalar(hex[Int(b >> 4)]))
+                out.unicodeScalars.append(Unicode.Scalar(hex[Int(b & 15)]))
+            }
+        }
+        return out
     }
 }
 
@@ -255,5 +304,34 @@ public enum ContractMaps {
             if id == "error.request.timeout" { return named("Timeout", "\(id): \(e.message)") }
             return named("ServerError", "HTTP \(status) \(id.isEmpty ? "" : id + ": ")\(e.message)")
         }
+    }
+}
+
+extension ContractMaps {
+    /// `Eic_State` letters → the `State` property.
+    public static let interactionStates: [String: UInt32] = [
+        "O": 1, "A": 2, "C": 3, "H": 4, "M": 5, "P": 6, "R": 7, "X": 8, "S": 9, "I": 10, "E": 11,
+    ]
+
+    /// The properties of an interaction object, from its attributes.
+    public static func interactionProperties(_ e: InteractionEntry) -> [(PropertySpec, DBusValue)] {
+        typealias P = Contract.Interaction
+        var budget = EntryBudget()
+        func text(_ name: String) -> DBusValue { .string(budget.string(e[name] ?? "")) }
+        let code = e["Eic_State"] ?? ""
+        let direction: UInt32
+        switch e["Eic_CallDirection"] {
+        case "I"?: direction = 1
+        case "O"?: direction = 2
+        default: direction = 0
+        }
+        return [
+            (P.id, .string(budget.string(e.id))), (P.type, text("Eic_ObjectType")), (P.state, .uint32(interactionStates[code] ?? 0)),
+            (P.stateCode, .string(budget.string(code))), (P.direction, .uint32(direction)), (P.remoteName, text("Eic_RemoteName")),
+            (P.remoteAddress, text("Eic_RemoteAddress")), (P.muted, .bool(e["Eic_Muted"] == "1")),
+            (P.capabilities, .uint32(e["Eic_Capabilities"].flatMap { UInt32($0) } ?? 0)), (P.conferenceId, text("Eic_ConferenceId")),
+            (P.initiationTime, text("Eic_InitiationTime")),
+            (P.attributes, .stringDict(e.attributes.map { ($0.0, budget.string($0.1)) })),
+        ]
     }
 }

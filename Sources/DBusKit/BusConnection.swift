@@ -515,6 +515,16 @@ public final class BusConnection: Sendable {
         objects.withLock { $0[object.path] = object }
     }
 
+    /// Withdraws the object at `path`: calls to it answer UnknownObject from now on.
+    public func unexport(_ path: String) {
+        objects.withLock { _ = $0.removeValue(forKey: path) }
+    }
+
+    /// The names of the nodes exported below `path` (for its introspection).
+    func exportedChildren(of path: String) -> [String] {
+        Self.childNodes(of: path, in: Array(objects.withLock { $0.keys }))
+    }
+
     /// Requests a well-known name without queueing; fails clearly when it is taken.
     public func requestName(_ name: String) async throws(BusError) {
         guard name.withCString({ dbus_validate_bus_name($0, nil) }) != 0 else { throw .invalidArgs("invalid bus name \(name)") }

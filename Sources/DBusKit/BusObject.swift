@@ -105,9 +105,18 @@ public final class BusObject: Sendable {
         try c.emitSignal(path: path, interface: interface, member: member, arguments: arguments)
     }
 
-    public var introspectionXML: String {
+    public var introspectionXML: String { introspectionXML(children: []) }
+
+    /// The introspection data, listing the objects exported below this one as nodes.
+    func introspectionXML(children: [String]) -> String {
         Self.introspectionHeader + "<node>\n" + StandardInterfaces.xml
-            + interfaces.map { "  " + $0.xml + "\n" }.joined() + "</node>\n"
+            + interfaces.map { "  " + $0.xml + "\n" }.joined() + children.map { "  <node name=\"\($0)\"/>\n" }.joined() + "</node>\n"
+    }
+
+    /// The readable properties of `interface` with their values (what GetAll answers).
+    public func propertyValues(_ interface: String) -> [(String, DBusValue)] {
+        guard let iface = self.interface(interface) else { return [] }
+        return iface.properties.filter(\.readable).compactMap { p in property(interface, p.name).map { (p.name, $0) } }
     }
 
     // MARK: Dispatch
@@ -123,7 +132,7 @@ public final class BusObject: Sendable {
     private func dispatch(_ call: MethodCall) async throws(BusError) -> [DBusValue] {
         switch (call.interface, call.member) {
         case ("org.freedesktop.DBus.Introspectable", "Introspect"), ("", "Introspect"):
-            return [.string(introspectionXML)]
+            return [.string(introspectionXML(children: connection.withLock({ $0 })?.exportedChildren(of: path) ?? []))]
         case ("org.freedesktop.DBus.Properties", let member):
             return try await propertiesCall(member, call)
         default: break

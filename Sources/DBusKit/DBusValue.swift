@@ -93,6 +93,9 @@ public indirect enum DBusValue: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// True when `path` is an object path the bus accepts.
+    public static func isValidObjectPath(_ path: String) -> Bool { path.withCString { dbus_validate_path($0, nil) } != 0 }
+
     // MARK: Builders for the common shapes
 
     /// `a{sv}` from ordered pairs.

@@ -272,6 +272,14 @@ extension ConfigKey {
             s.configuration.usersRightsFilter = v.text
         },
         ConfigKey(
+            "interactions-enabled", .flag, default: "`yes`", reload: .resubscribes,
+            "subscribe to the agent's own user queue and publish each interaction as an object (contract v1.1)"
+        ) { s, v in s.configuration.interactionsEnabled = v.flag },
+        ConfigKey(
+            "interactions-attributes", .list(atLeastOne: nil), default: "none", reload: .resubscribes,
+            "extra attribute names of that queue subscription (in each object's `Attributes`); the ones the properties need are always asked for"
+        ) { s, v in s.configuration.interactionsAttributes = v.list },
+        ConfigKey(
             "station-type", .choice(StationSettings.Kind.allCases.map(\.rawValue)), default: "none", reload: .restart,
             "a station to connect at start"
         ) { s, v in

@@ -41,6 +41,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var usersIds = ["*"]
     public var usersProperties = ["extension", "statusText"]
     public var usersRightsFilter = "view"
+    public var interactionsEnabled = true
+    public var interactionsAttributes: [String] = []
     public var station: StationSettings?
     public var logoutOnStop = true
 
@@ -171,7 +173,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
             alertingAttributeNames: alertingAttributes,
             users: usersEnabled
                 ? UsersSubscription(subscriptionId: usersSubscriptionId, configurationIds: usersIds, properties: usersProperties, rightsFilter: usersRightsFilter)
-                : nil)
+                : nil,
+            interactionAttributes: interactionsEnabled ? interactionsAttributes : nil)
         s.initialStation = station
         s.logoutOnStop = logoutOnStop
         s.locationPolicy = LocationPolicy(allowInsecureHTTP: allowInsecureHTTP)

@@ -353,7 +353,8 @@ public final class ICWSClient: Sendable {
             accept: [200, 204, 404])
     }
 
-    static func pathComponent(_ s: String) -> String {
+    /// `s` percent-encoded for one path segment (unreserved characters stay).
+    public static func pathComponent(_ s: String) -> String {
         var out = ""
         for b in s.utf8 {
             switch b {
@@ -457,4 +458,18 @@ public final class LockedValue<Value: Sendable>: Sendable {
     public func set(_ value: Value) { mutex.withLock { $0 = value } }
     @discardableResult
     public func update<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
+
+/// The HTTP methods of session requests made through the supervisor.
+public enum RequestMethod: Sendable {
+    case get, post, put, delete
+
+    var http: HTTPMethod {
+        switch self {
+        case .get: return .GET
+        case .post: return .POST
+        case .put: return .PUT
+        case .delete: return .DELETE
+        }
+    }
 }

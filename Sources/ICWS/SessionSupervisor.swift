@@ -170,6 +170,19 @@ public actor SessionSupervisor {
         }
     }
 
+    /// One request on the live session (interaction actions, creating a
+    /// call), answering the parsed body. Like any request of the session's, a
+    /// 401 or a broken connection ends the session.
+    public func request(
+        _ method: RequestMethod, _ path: String, body: JSONValue? = nil, accept: Set<Int> = [200, 201, 202, 204]
+    ) async throws(ICWSError) -> JSONValue? {
+        guard let (s, epoch) = machine.current else { throw ICWSError(kind: .notConnected, message: "no ICWS session now") }
+        do { return try await client.call(s, method.http, path, body: body, accept: accept) } catch {
+            if !Task.isCancelled { handle(.requestFailed(epoch, error)) }
+            throw error
+        }
+    }
+
     // MARK: Running
 
     /// Runs until the task is cancelled; logs out on the way out when configured.

@@ -67,6 +67,8 @@ public final class ICWSSimulator: Sendable {
         var traffic: Task<Void, Never>?
     }
     let global: Mutex<Global>
+    /// The users' interactions. Lock order: `calls`, then `global`, then a session's.
+    let calls: Mutex<CallState>
     private let runningTask = Mutex<Task<Void, any Error>?>(nil)
     private let boundPort = Mutex<Int>(0)
 
@@ -92,6 +94,7 @@ public final class ICWSSimulator: Sendable {
             g.directory.append((account, [("displayName", .string(account.capitalized)), ("extension", "7000"), ("statusText", "Available")]))
         }
         global = Mutex(g)
+        calls = Mutex(CallState(rng: SplitMix64(seed: configuration.seed ^ 0xCA11_CA11_CA11_CA11)))
     }
 
     public var port: Int { boundPort.withLock { $0 } }
@@ -285,12 +288,19 @@ public final class ICWSSimulator: Sendable {
                 return Array(g.sessions.values)
             }
             sessions.forEach { $0.end() }
+        case .queueSnapshotMissing:
+            calls.withLock { $0.snapshotMissing = true }
+        case .queueFaulted:
+            faultQueueSubscriptions()
+        case .queueOddValues:
+            sendOddQueueValues()
         case .clear:
             global.withLock {
                 $0.unavailable = nil
                 $0.refuseUntil = nil
                 $0.stallUntil = nil
             }
+            calls.withLock { $0.snapshotMissing = false }
         }
     }
 
@@ -372,8 +382,10 @@ public final class ICWSSimulator: Sendable {
         allLiveSessions().compactMap { enqueue(message, to: $0) }
     }
 
-    /// One random traffic event: a call starts or stops alerting, or a user changes.
+    /// One random traffic event: a call starts or stops alerting, or a user
+    /// changes; now and then an inbound call for "agent" starts or ends as well.
     public func randomTraffic() {
+        callTraffic()
         let roll = global.withLock { Double($0.rng.next() % 1000) / 1000 }
         let alertingCount = global.withLock { $0.alerting.count }
         if alertingCount < 5 && (roll < 0.35 || (roll < 0.6 && alertingCount == 0)) {

@@ -289,6 +289,20 @@ extension ICWSSimulator {
                     return had ? Response(status: .noContent) : icwsError(.notFound, "error.request.notFound", "No subscription.")
                 }
             }
+            let queuesPrefix = "messaging/subscriptions/queues/"
+            if rest.lowercased().hasPrefix(queuesPrefix) {
+                let subId = String(rest.dropFirst(queuesPrefix.count)).removingPercentEncoding ?? ""
+                if method == .put { return putQueueSubscription(session, subId: subId, body: body) }
+                if method == .delete { return deleteQueueSubscription(session, subId: subId) }
+            }
+            let segments = rest.split(separator: "/").map(String.init)
+            if method == .post, segments.first?.lowercased() == "interactions" {
+                if segments.count == 1 { return createCall(session, body: body) }
+                if segments.count == 3 {
+                    guard let id = segments[1].removingPercentEncoding, !id.isEmpty else { return interactionNotFound() }
+                    return interactionAction(session, id: id, action: segments[2].lowercased(), body: body)
+                }
+            }
             return icwsError(.notFound, "error.request.notFound", "No such resource.")
         }
     }
@@ -465,6 +479,16 @@ extension ICWSSimulator {
         case (.post, "alert"):
             let id = startAlerting(name: body?["name"]?.stringValue ?? "ACME Corp", address: body?["address"]?.stringValue ?? "+13175550123")
             return json(.ok, ["interactionId": .string(id)])
+        case (.post, "call"):
+            let id = startCall(
+                user: body?["user"]?.stringValue ?? "agent", name: body?["name"]?.stringValue ?? "ACME Corp",
+                address: body?["address"]?.stringValue ?? "+13175550100")
+            return json(.ok, ["interactionId": .string(id)])
+        case (.post, "hangup"):
+            guard let id = body?["interactionId"]?.stringValue else { return json(.badRequest, ["error": "need interactionId"]) }
+            guard interaction(id) != nil else { return json(.notFound, ["error": "no such interaction"]) }
+            remoteHangup(id)
+            return json(.ok, ["ok": true])
         case (.post, "stop-alert"):
             stopAlerting(body?["interactionId"]?.stringValue)
             return json(.ok, ["ok": true])
@@ -490,11 +514,25 @@ extension ICWSSimulator {
                     "station": m.station.map { $0.json } ?? nil, "stationSubscribed": .bool(m.stationSubscribed),
                     "alertingAttributes": m.alertingAttributes.map { .array($0.map { .string($0) }) } ?? nil,
                     "usersSubscriptions": .array(m.usersSubscriptions.keys.sorted().map { .string($0) }),
+                    "queueSubscriptions": .array(m.queueSubscriptions.keys.sorted().map { .string($0) }),
                     "openStreams": .int(Int64(m.openStreams)), "queued": .int(Int64(s.queue.count)),
                 ]
             }
+            let interactions: [JSONValue] = calls.withLock { c in
+                c.interactions.map { call -> JSONValue in
+                    [
+                        "interactionId": .string(call.id), "user": .string(call.user),
+                        "attributes": .object(call.attributes.map { ($0.name, JSONValue.string($0.value)) }),
+                    ]
+                }
+            }
             let (sequence, logins) = global.withLock { ($0.sequence, $0.loginCount) }
-            return json(.ok, ["sessions": .array(sessions), "lastSequence": .int(Int64(sequence)), "logins": .int(Int64(logins))])
+            return json(
+                .ok,
+                [
+                    "sessions": .array(sessions), "interactions": .array(interactions), "lastSequence": .int(Int64(sequence)),
+                    "logins": .int(Int64(logins)),
+                ])
         default:
             return json(.notFound, ["error": "unknown admin resource"])
         }
@@ -523,6 +561,9 @@ extension ICWSSimulator {
         case "huge": return .huge(bytes: Int(body?["bytes"]?.intValue ?? 4 << 20))
         case "unknown": return .unknownMessage
         case "restart": return .restart(downFor: .milliseconds(Int64((seconds ?? 2) * 1000)))
+        case "queueSnapshotMissing": return .queueSnapshotMissing
+        case "queueFaulted": return .queueFaulted
+        case "queueOddValues": return .queueOddValues
         case "clear": return .clear
         default: return nil
         }

@@ -81,6 +81,8 @@ final class SimSession: Sendable {
         var stationSubscribed = false
         var alertingAttributes: [String]?
         var usersSubscriptions: [String: UsersSubscription] = [:]
+        /// Queue subscription id → attribute names.
+        var queueSubscriptions: [String: [String]] = [:]
         /// Bumped to end the streams of this session.
         var streamGeneration = 0
         var openStreams = 0
@@ -146,6 +148,13 @@ public enum SimFault: Sendable, Equatable {
     case unknownMessage
     /// Forget every session and refuse logins with 503 for this long.
     case restart(downFor: Duration)
+    /// The next queue snapshot (isDelta false) leaves out the first interaction.
+    case queueSnapshotMissing
+    /// Every queue subscription gets a queueSubscriptionStateMessage with state 3
+    /// (Faulted) and delivers nothing more until it is made again.
+    case queueFaulted
+    /// Queue an interactionsChanged delta whose attribute values are not strings.
+    case queueOddValues
     /// Remove every standing fault.
     case clear
 }

@@ -38,6 +38,16 @@ struct BridgeClient {
         }
     }
 
+    /// A method of another object (an interaction's).
+    func call(path: String, _ interface: String, _ member: String, _ args: [DBusValue] = []) async throws -> [DBusValue] {
+        do {
+            return try await connection.call(
+                destination: BridgeNames.busName, path: path, interface: interface, member: member, arguments: args, timeout: timeout)
+        } catch {
+            throw CLIError.from(error, bus: busName)
+        }
+    }
+
     func properties(_ interface: String) async throws -> DBusValue {
         try await call("org.freedesktop.DBus.Properties", "GetAll", [.string(interface)])[0]
     }
@@ -106,7 +116,11 @@ struct IcwsBridgectl: AsyncParsableCommand {
         commandName: "icws-bridgectl",
         abstract: "Control and watch icws-bridged over D-Bus.",
         discussion: "Exit codes: 0 ok, 1 the daemon refused (the message says why), 69 daemon or bus unavailable, 75 no reply in time, 77 not allowed by the D-Bus policy.",
-        subcommands: [Status.self, Connect.self, Disconnect.self, Ready.self, NotReady.self, Monitor.self, Users.self, Reconnect.self, Logout.self, SipCredentials.self],
+        subcommands: [
+            Status.self, Connect.self, Disconnect.self, Ready.self, NotReady.self, Monitor.self, Users.self, Reconnect.self, Logout.self,
+            SipCredentials.self, Calls.self, Answer.self, Hangup.self, Hold.self, Mute.self, Digits.self, Transfer.self, Voicemail.self,
+            Dial.self,
+        ],
         defaultSubcommand: Status.self)
 }
 
@@ -279,7 +293,8 @@ struct Monitor: BridgeCommand {
 
     func run(_ client: BridgeClient) async throws {
         do {
-            try await client.connection.addMatch("type='signal',sender='\(BridgeNames.busName)',path='\(BridgeNames.objectPath)'")
+            // path_namespace: the interaction objects' PropertiesChanged too.
+            try await client.connection.addMatch("type='signal',sender='\(BridgeNames.busName)',path_namespace='\(BridgeNames.objectPath)'")
         } catch { throw CLIError.from(error, bus: client.busName) }
         let stream = client.connection.signals()
         if !json { line("monitoring \(BridgeNames.busName) on the \(client.busName) bus (Ctrl-C to stop)") }
@@ -325,11 +340,162 @@ struct Monitor: BridgeCommand {
             return parts.joined(separator: " ")
         case "StationConnectionStateChanged" where a.count == 3:
             return "previous=\(Render.text(a[0])) current=\(Render.text(a[1]))\(a[2].boolValue == true ? "" : " [snapshot]")"
+        case "PropertiesChanged" where a.count >= 2 && a[0].stringValue == BridgeNames.interaction:
+            let id = s.path.hasPrefix(BridgeNames.interactionPrefix) ? String(s.path.dropFirst(BridgeNames.interactionPrefix.count)) : s.path
+            return "call \(id) " + (a[1].dictEntries ?? []).filter { $0.0 != "Attributes" }.map { "\($0.0)=\(Call.describe($0))" }.joined(separator: " ")
         case "PropertiesChanged" where a.count >= 2:
             let iface = (a[0].stringValue ?? "").split(separator: ".").last.map(String.init) ?? ""
             return "\(iface) " + (a[1].dictEntries ?? []).map { "\($0.0)=\(Render.text($0.1))" }.joined(separator: " ")
+        case "InterfacesAdded" where a.count == 2:
+            let props = a[1][BridgeNames.interaction] ?? .vardict([])
+            return "+ " + Call(path: a[0].stringValue ?? "", properties: props).line
+        case "InterfacesRemoved" where a.count == 2:
+            return "- call \(Call.id(fromPath: a[0].stringValue ?? ""))"
         default:
             return a.map(Render.text).joined(separator: " ")
         }
+    }
+}
+
+// MARK: The agent's own interactions (contract v1.1)
+
+/// One interaction object as a line for people.
+struct Call {
+    var path: String
+    var properties: DBusValue
+
+    static let states = ["-", "offering", "alerting", "connected", "held", "messaging", "parked", "proceeding", "suspended", "system", "disconnected", "disconnected (remote)"]
+    static let directions = ["", "inbound", "outbound"]
+
+    static func id(fromPath path: String) -> String {
+        path.hasPrefix(BridgeNames.interactionPrefix) ? String(path.dropFirst(BridgeNames.interactionPrefix.count)) : path
+    }
+
+    /// A property as `monitor` shows it (State by name).
+    static func describe(_ p: (String, DBusValue)) -> String {
+        if p.0 == "State", let u = p.1.uint32Value { return Int(u) < states.count ? states[Int(u)] : "\(u)" }
+        if p.0 == "Direction", let u = p.1.uint32Value { return Int(u) < directions.count ? directions[Int(u)] : "\(u)" }
+        return Render.text(p.1)
+    }
+
+    var line: String {
+        let p = properties
+        let state = p["State"]?.uint32Value.map { Int($0) < Self.states.count ? Self.states[Int($0)] : "\($0)" } ?? "-"
+        let direction = p["Direction"]?.uint32Value.map { Int($0) < Self.directions.count ? Self.directions[Int($0)] : "" } ?? ""
+        var text = "call \(p["Id"]?.stringValue ?? Self.id(fromPath: path)) \(p["Type"]?.stringValue ?? "") \(state)"
+        if !direction.isEmpty { text += " \(direction)" }
+        text += " \(Render.quote(p["RemoteName"]?.stringValue ?? "")) \(p["RemoteAddress"]?.stringValue ?? "")"
+        if p["Muted"]?.boolValue == true { text += " muted" }
+        return text
+    }
+}
+
+struct Calls: BridgeCommand {
+    static let configuration = CommandConfiguration(abstract: "List the agent's own interactions (ringing, connected, held, ...).")
+    @OptionGroup var options: BusOptions
+    @Flag(help: "Print JSON.") var json = false
+    func run(_ client: BridgeClient) async throws {
+        let objects = try await client.call(BridgeNames.objectManager, "GetManagedObjects")[0]
+        guard case .dict(_, _, let entries) = objects else { return }
+        if json {
+            let items = entries.compactMap { e -> String? in
+                guard let props = e.value[BridgeNames.interaction] else { return nil }
+                return "{\"path\":\(Render.json(e.key)),\"properties\":\(Render.json(props))}"
+            }
+            print("[" + items.joined(separator: ",") + "]")
+            return
+        }
+        for e in entries {
+            guard let props = e.value[BridgeNames.interaction] else { continue }
+            print(Call(path: e.key.stringValue ?? "", properties: props).line)
+        }
+    }
+}
+
+/// A call-control command on one interaction, named by its id (or object path).
+protocol InteractionCall: BridgeCommand {
+    var id: String { get }
+    /// (member, arguments, what to print when it worked)
+    var call: (String, [DBusValue], String) { get }
+}
+
+extension InteractionCall {
+    func run(_ client: BridgeClient) async throws {
+        let path: String
+        if id.hasPrefix("/") {
+            path = id
+        } else if let p = BridgeNames.interactionPath(id) {
+            path = p
+        } else {
+            throw CLIError(code: 64, message: "an interaction id is required")
+        }
+        _ = try await client.call(path: path, BridgeNames.interaction, call.0, call.1)
+        print(call.2)
+    }
+}
+
+struct Answer: InteractionCall {
+    static let configuration = CommandConfiguration(abstract: "Pick up an interaction (answer a ringing call, take back a held one).")
+    @OptionGroup var options: BusOptions
+    @Argument(help: "The interaction id.") var id: String
+    var call: (String, [DBusValue], String) { ("Pickup", [], "picked up") }
+}
+
+struct Hangup: InteractionCall {
+    static let configuration = CommandConfiguration(abstract: "Disconnect an interaction.")
+    @OptionGroup var options: BusOptions
+    @Argument(help: "The interaction id.") var id: String
+    var call: (String, [DBusValue], String) { ("Disconnect", [], "disconnected") }
+}
+
+struct Hold: InteractionCall {
+    static let configuration = CommandConfiguration(abstract: "Put an interaction on hold (--off takes it off hold).")
+    @OptionGroup var options: BusOptions
+    @Argument(help: "The interaction id.") var id: String
+    @Flag(help: "Take it off hold.") var off = false
+    var call: (String, [DBusValue], String) { ("Hold", [.bool(!off)], off ? "off hold" : "on hold") }
+}
+
+struct Mute: InteractionCall {
+    static let configuration = CommandConfiguration(abstract: "Mute an interaction (--off unmutes).")
+    @OptionGroup var options: BusOptions
+    @Argument(help: "The interaction id.") var id: String
+    @Flag(help: "Unmute.") var off = false
+    var call: (String, [DBusValue], String) { ("Mute", [.bool(!off)], off ? "unmuted" : "muted") }
+}
+
+struct Digits: InteractionCall {
+    static let configuration = CommandConfiguration(abstract: "Send DTMF digits (0-9 * # A-D) on an interaction.")
+    @OptionGroup var options: BusOptions
+    @Argument(help: "The interaction id.") var id: String
+    @Argument(help: "The digits.") var digits: String
+    var call: (String, [DBusValue], String) { ("SendDigits", [.string(digits)], "digits sent") }
+}
+
+struct Transfer: InteractionCall {
+    static let configuration = CommandConfiguration(abstract: "Blind-transfer an interaction to a number, user or queue.")
+    @OptionGroup var options: BusOptions
+    @Argument(help: "The interaction id.") var id: String
+    @Argument(help: "Where to.") var target: String
+    var call: (String, [DBusValue], String) { ("BlindTransfer", [.string(target)], "transferred") }
+}
+
+struct Voicemail: InteractionCall {
+    static let configuration = CommandConfiguration(abstract: "Send an interaction to voicemail.")
+    @OptionGroup var options: BusOptions
+    @Argument(help: "The interaction id.") var id: String
+    var call: (String, [DBusValue], String) { ("SendToVoicemail", [], "sent to voicemail") }
+}
+
+struct Dial: BridgeCommand {
+    static let configuration = CommandConfiguration(abstract: "Make a call; prints the new interaction's object path.")
+    @OptionGroup var options: BusOptions
+    @Argument(help: "The number (or user, or queue) to call.") var target: String
+    @Option(help: "Dial on behalf of this workgroup.") var workgroup: String?
+    func run(_ client: BridgeClient) async throws {
+        var opts: [(String, DBusValue)] = []
+        if let workgroup { opts.append(("workgroup", .string(workgroup))) }
+        let r = try await client.call(BridgeNames.interactions, "Dial", [.string(target), .vardict(opts)])
+        print(r.first?.stringValue ?? "")
     }
 }

@@ -14,8 +14,12 @@ struct IcwsSim: AsyncParsableCommand {
             ININ-ICWS-CSRF-Token checks (missing or wrong: 401 with WWW-Authenticate: ICWS realm="ICWS" \
             location="/ICWS/connection"), GET/DELETE /icws/{id}/connection, PUT/GET/DELETE \
             /icws/{id}/connection/station (unknownStation, missingRequiredParameter, noLicense), the \
-            station, interaction-alerting and users subscriptions (first message isDelta:false), and \
-            /icws/{id}/messaging/messages as server-sent events (messaging >= 2) or short polling.
+            station, interaction-alerting, users and queue subscriptions (first message isDelta:false; \
+            queues: only the session user's own, queueType 1), the interaction actions POST \
+            /icws/{id}/interactions/{iid}/{pickup|disconnect|hold|mute|send-digits|blind-transfer|\
+            send-to-voicemail}, POST /icws/{id}/interactions (createCallParameters: an outbound call, \
+            proceeding then connected), and /icws/{id}/messaging/messages as server-sent events \
+            (messaging >= 2) or short polling.
 
             Every message carries "simSequence", a number that grows by one per message.
 
@@ -32,9 +36,15 @@ struct IcwsSim: AsyncParsableCommand {
                 huge        {"bytes": N}  queue a usersMessage of about N bytes
                 unknown     queue a message of a type the bridge does not know
                 restart     {"seconds": S}  forget all sessions, refuse logins for S seconds
-                clear       remove standing faults (unavailable, restart, stall)
+                queueSnapshotMissing  the next queue snapshot leaves out its first interaction
+                queueFaulted          every queue subscription gets state 3 (Faulted) and stops
+                queueOddValues        queue an interactionsChanged with non-string attribute values
+                clear       remove standing faults (unavailable, restart, stall, queueSnapshotMissing)
               POST /sim/alert {"name": "...", "address": "..."}   a call starts alerting
               POST /sim/stop-alert {"interactionId": "..."}       it stops (default: oldest)
+              POST /sim/call {"user": "agent", "name": "...", "address": "..."}
+                                                                  an inbound call alerts on the user's queue
+              POST /sim/hangup {"interactionId": "..."}           its remote party hangs up
               POST /sim/user {"id": "user0001", "property": "statusText", "value": "Lunch"}
               POST /sim/emit {any ICWS message}                   queue it to every session
               POST /sim/traffic {"count": N}                      N random traffic events
