@@ -402,6 +402,78 @@ struct Bench {
         let users = try await client.call(destination: BridgeNames.busName, path: BridgeNames.objectPath, interface: BridgeNames.users, member: "GetUsers")
         print("  GetUsers (\(users.first?.arrayElements?.count ?? 0) users): \(ms((ContinuousClock.now - getStart).seconds * 1000))")
 
+        // The agent's own interactions (contract v1.1).
+        print("\n== Interaction objects (the agent's queue)")
+        let queueSub = "icws-bridge-my-interactions"
+        let watcher = try await BusConnection.connect(.address(bus.address), logger: logger)
+        try await watcher.addMatch("type='signal',member='PropertiesChanged',path_namespace='\(BridgeNames.objectPath)/Interaction'")
+        let changeLatencies = Mutex<[UInt64]>([])
+        let watchTask = Task {
+            for await sig in watcher.signals() where sig.member == "PropertiesChanged" {
+                let now = monotonicNanos()
+                if let sent = sig.arguments[1]["Attributes"]?["BenchSent"]?.stringValue.flatMap({ UInt64($0) }) {
+                    changeLatencies.withLock { $0.append(now &- sent) }
+                }
+            }
+        }
+        sim.emit([
+            "__type": .string(ICWSMessage.TypeURN.queueContents), "isDelta": true, "subscriptionId": .string(queueSub),
+            "interactionsAdded": [["interactionId": "bench-1", "attributes": ["Eic_State": "C", "Eic_ObjectType": "Call"]]],
+        ])
+        try await Task.sleep(for: .milliseconds(200))
+        let changes = quick ? 1000 : 3000
+        await paced(rate: 1000, count: changes, startSeq: 0) { i in
+            sim.emit([
+                "__type": .string(ICWSMessage.TypeURN.queueContents), "isDelta": true, "subscriptionId": .string(queueSub),
+                "interactionsChanged": [["interactionId": "bench-1", "attributes": ["Eic_State": i % 2 == 0 ? "H" : "C", "BenchSent": .string(String(monotonicNanos()))]]],
+            ])
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        watchTask.cancel()
+        let cp = Percentiles(changeLatencies.withLock { $0 })
+        print("  state change → PropertiesChanged at 1,000 changes/s: p50 \(ms(cp.p50)), p99 \(ms(cp.p99)), max \(ms(cp.max)) (\(changeLatencies.withLock { $0.count })/\(changes) seen)")
+        // Pickup: the D-Bus call → the ICWS request on the wire.
+        let realCall = sim.startCall()
+        try await Task.sleep(for: .milliseconds(300))
+        var pickupNs: [UInt64] = []
+        if let callPath = BridgeNames.interactionPath(realCall) {
+            for _ in 0..<(quick ? 100 : 300) {
+                let before = sim.requests.count
+                let t0 = ContinuousClock.now
+                _ = try? await client.call(destination: BridgeNames.busName, path: callPath, interface: BridgeNames.interaction, member: "Pickup")
+                if let r = sim.requests.dropFirst(before).first(where: { $0.path.hasSuffix("/pickup") }) {
+                    let d = (r.receivedAt - t0).components
+                    pickupNs.append(UInt64(d.seconds) * 1_000_000_000 + UInt64(d.attoseconds / 1_000_000_000))
+                }
+            }
+        }
+        let pp = Percentiles(pickupNs)
+        print("  Pickup call → the ICWS request at the server: p50 \(ms(pp.p50)), p99 \(ms(pp.p99)) (\(pickupNs.count) calls)")
+        let rssBefore = rssMB(pid: daemon.pid)
+        sim.emit([
+            "__type": .string(ICWSMessage.TypeURN.queueContents), "isDelta": true, "subscriptionId": .string(queueSub),
+            "interactionsAdded": .array((0..<1000).map { i in
+                ["interactionId": .string("bulk-\(i)"), "attributes": ["Eic_State": "A", "Eic_ObjectType": "Call", "Eic_RemoteName": .string("Caller \(i)"), "Eic_RemoteAddress": "+13175550100"]]
+            }),
+        ])
+        var managedCount = 0
+        for _ in 0..<200 {
+            let m = try await client.call(destination: BridgeNames.busName, path: BridgeNames.objectPath, interface: BridgeNames.objectManager, member: "GetManagedObjects")
+            if case .dict(_, _, let entries)? = m.first { managedCount = entries.count }
+            if managedCount >= 1000 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await Task.sleep(for: .seconds(1.5))
+        let getStart2 = ContinuousClock.now
+        _ = try await client.call(destination: BridgeNames.busName, path: BridgeNames.objectPath, interface: BridgeNames.objectManager, member: "GetManagedObjects")
+        let getMs = (ContinuousClock.now - getStart2).seconds * 1000
+        print("  \(managedCount) live interaction objects: RSS \(String(format: "%.1f MB", rssMB(pid: daemon.pid))) (\(String(format: "%.1f MB", rssBefore)) before), GetManagedObjects \(ms(getMs))")
+        sim.emit([
+            "__type": .string(ICWSMessage.TypeURN.queueContents), "isDelta": true, "subscriptionId": .string(queueSub),
+            "interactionsRemoved": .array((0..<1000).map { .string("bulk-\($0)") } + ["bench-1"]),
+        ])
+        watcher.close()
+
         // Each round: the server forgets every session and refuses logins with 503
         // for 2 s. "wait" is server back → the login that succeeds arrives (the
         // jittered backoff); "work" is that login → station restored (login,
