@@ -26,6 +26,7 @@ let package = Package(
             name: "CSystemd", pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CNetlink"),
         .target(name: "CConcurrencyHooks"),
         .target(name: "ICWSProtocol"),
         .target(
@@ -64,7 +65,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Bridge", "Systemd", "ICWS", "DBusKit", "CMalloc", "CConcurrencyHooks",
+                "Bridge", "Systemd", "ICWS", "DBusKit", "CMalloc", "CNetlink", "CConcurrencyHooks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -14,6 +14,8 @@ public final class BridgeService: Sendable {
     private let state = Mutex(State())
     /// The agent's own interactions as objects (contract v1.1).
     let interactions: InteractionObjects
+    /// The agent's user status (contract v1.1).
+    let status: StatusService
     /// Called on every session status change (for sd_notify STATUS=).
     private let statusObserver: (@Sendable (SessionStatus, StationStatus) -> Void)?
     /// Told how many entries each piece of work handled: 1 for most messages,
@@ -29,7 +31,8 @@ public final class BridgeService: Sendable {
     public init(
         supervisor: SessionSupervisor, connection: BusConnection, logger: Logger,
         workObserver: (@Sendable (Int) -> Void)? = nil,
-        statusObserver: (@Sendable (SessionStatus, StationStatus) -> Void)? = nil
+        statusObserver: (@Sendable (SessionStatus, StationStatus) -> Void)? = nil,
+        completionTimeout: Duration = .seconds(30)
     ) throws(BusError) {
         self.supervisor = supervisor
         self.connection = connection
@@ -39,7 +42,9 @@ public final class BridgeService: Sendable {
         let interfaces = try BridgeNames.interfaces()
         object = BusObject(path: BridgeNames.objectPath, interfaces: interfaces)
         interactions = try InteractionObjects(connection: connection, main: object, supervisor: supervisor, logger: logger)
+        status = StatusService(main: object, supervisor: supervisor, logger: logger, completionTimeout: completionTimeout)
         try publishInitialProperties()
+        try status.publishInitial()
         installHandlers()
         // The table, the XML and the handlers agree, or the daemon does not start.
         let problems = Contract.mismatches(against: interfaces + interactions.interfaces)
@@ -70,6 +75,10 @@ public final class BridgeService: Sendable {
             (P.state, .uint32(s.state.rawValue)), (P.server, .string(s.server)), (P.userId, .string(s.userId.singleLine(maxBytes: 1024))),
             (P.userDisplayName, .string(s.userDisplayName.singleLine(maxBytes: 1024))), (P.messagingMode, .string(s.messagingMode)),
             (P.lastError, .string(s.lastError.singleLine(maxBytes: 2048))), (P.reconnectCount, .uint32(s.reconnectCount)),
+            (P.features, .dict(key: "s", value: "u", s.features.sorted { $0.key < $1.key }.prefix(256).map {
+                .init(.string($0.key.singleLine(maxBytes: 256)), .uint32(UInt32(clamping: $0.value)))
+            })),
+            (P.subscriptions, .dict(key: "s", value: "u", s.subscriptions.sorted { $0.key < $1.key }.map { .init(.string($0.key), .uint32($0.value)) })),
         ]
     }
 
@@ -131,6 +140,7 @@ public final class BridgeService: Sendable {
         do throws(BusError) {
             switch event {
             case .state(let s, let st):
+                status.setUser(s.userId)
                 // Only what changed goes out (`setProperties` compares with what the bus has).
                 try object.setProperties(
                     sessionProperties(s) + [
@@ -171,10 +181,14 @@ public final class BridgeService: Sendable {
             try object.setProperty(Contract.Users.count, .uint32(UInt32(clamping: count)))
         case .queueContents(let m):
             try interactions.apply(m)
+        case .userStatus, .statusMessages, .statusAccess, .asyncOperationCompleted:
+            _ = try status.handle(message)
+        case .effectiveStationChange:
+            break  // the supervisor reads the station anew and sends its info
         case .queueSubscriptionState(let m):
             logger.warning(
                 "queue subscription state", metadata: ["icws.subscription": "\(m.subscriptionId ?? "")", "icws.state": "\(m.state)", "icws.error": "\(m.errorMessage ?? "")"])
-        case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .unknown:
+        case .connectionStateChange, .subscriptionState, .unknown:
             break
         }
     }

@@ -218,3 +218,41 @@ public struct InteractionsCache: Sendable {
         return changes
     }
 }
+
+/// The agent's status: the catalogue, the statuses the user may select, and
+/// the current one (from the three status subscriptions).
+public struct StatusCache: Sendable {
+    private var catalogue = OrderedStore<StatusMessage>()
+    /// Lower-cased ids of the statuses the user may select.
+    private var access: Set<String> = []
+    public private(set) var current: UserStatus?
+    /// The session's user: status messages of other users are ignored.
+    public var userId = ""
+
+    public init() {}
+
+    public mutating func apply(_ m: UserStatusMessage) {
+        for s in m.statuses where userId.isEmpty || s.userId.lowercased() == userId.lowercased() { current = s }
+    }
+
+    public mutating func apply(_ m: StatusMessagesMessage) {
+        if !m.isDelta { catalogue.removeAll() }
+        for s in m.added + m.changed { catalogue.upsert(s.statusId.lowercased(), s) }
+        for id in m.removed { catalogue.remove(id.lowercased()) }
+    }
+
+    public mutating func apply(_ m: StatusAccessMessage) {
+        if !m.isDelta { access.removeAll() }
+        for c in m.changes where userId.isEmpty || c.userId.lowercased() == userId.lowercased() {
+            for id in c.added { access.insert(id.lowercased()) }
+            for id in c.removed { access.remove(id.lowercased()) }
+        }
+    }
+
+    /// The statuses the user may select, in the catalogue's order.
+    public var selectable: [StatusMessage] {
+        catalogue.values.filter { access.contains($0.statusId.lowercased()) && $0.flag("isSelectableStatus") != false }
+    }
+
+    public func status(_ id: String) -> StatusMessage? { catalogue[id.lowercased()] }
+}

@@ -39,8 +39,10 @@ public enum Contract {
         public static let messagingMode = PropertySpec(interface: interface, name: "MessagingMode", type: "s")
         public static let lastError = PropertySpec(interface: interface, name: "LastError", type: "s")
         public static let reconnectCount = PropertySpec(interface: interface, name: "ReconnectCount", type: "u")
+        public static let features = PropertySpec(interface: interface, name: "Features", type: "a{su}")
+        public static let subscriptions = PropertySpec(interface: interface, name: "Subscriptions", type: "a{su}")
         static let methods = [reconnect, disconnect]
-        static let properties = [state, server, userId, userDisplayName, messagingMode, lastError, reconnectCount]
+        static let properties = [state, server, userId, userDisplayName, messagingMode, lastError, reconnectCount, features, subscriptions]
     }
 
     public enum Station {
@@ -97,6 +99,25 @@ public enum Contract {
         ]
     }
 
+    /// The agent's user status (contract v1.1), on the main object.
+    public enum Status {
+        public static let interface = BridgeNames.status
+        public static let statusId = PropertySpec(interface: interface, name: "StatusId", type: "s")
+        public static let statusText = PropertySpec(interface: interface, name: "StatusText", type: "s")
+        public static let notes = PropertySpec(interface: interface, name: "Notes", type: "s")
+        public static let forwardNumber = PropertySpec(interface: interface, name: "ForwardNumber", type: "s")
+        public static let changed = PropertySpec(interface: interface, name: "Changed", type: "x")
+        public static let loggedIn = PropertySpec(interface: interface, name: "LoggedIn", type: "b")
+        public static let onPhone = PropertySpec(interface: interface, name: "OnPhone", type: "b")
+        public static let isAcd = PropertySpec(interface: interface, name: "IsAcd", type: "b")
+        public static let isDoNotDisturb = PropertySpec(interface: interface, name: "IsDoNotDisturb", type: "b")
+        public static let isAfterCallWork = PropertySpec(interface: interface, name: "IsAfterCallWork", type: "b")
+        public static let selectable = PropertySpec(interface: interface, name: "Selectable", type: "aa{sv}")
+        public static let setStatus = MethodSpec(interface: interface, name: "SetStatus", inSignature: "sa{sv}", outSignature: "")
+        static let methods = [setStatus]
+        static let properties = [statusId, statusText, notes, forwardNumber, changed, loggedIn, onPhone, isAcd, isDoNotDisturb, isAfterCallWork, selectable]
+    }
+
     public enum ObjectManager {
         public static let interface = BridgeNames.objectManager
         public static let getManagedObjects = MethodSpec(interface: interface, name: "GetManagedObjects", inSignature: "", outSignature: "a{oa{sa{sv}}}")
@@ -117,10 +138,10 @@ public enum Contract {
     }
 
     public static let methods: [MethodSpec] =
-        Session.methods + Station.methods + Interactions.methods + Users.methods + Interaction.methods + ObjectManager.methods
+        Session.methods + Station.methods + Interactions.methods + Users.methods + Interaction.methods + ObjectManager.methods + Status.methods
     public static let signals: [SignalSpec] = Station.signals + Interactions.signals + Users.signals + ObjectManager.signals
     public static let properties: [PropertySpec] =
-        Session.properties + Station.properties + Interactions.properties + Users.properties + Interaction.properties
+        Session.properties + Station.properties + Interactions.properties + Users.properties + Interaction.properties + Status.properties
 
     /// One member as both sides describe it, for the comparison.
     struct Member: Hashable {

@@ -31,7 +31,9 @@ public enum Emission {
                 added: m.added.map(ContractMaps.user), changed: m.changed.map(ContractMaps.user), removed: m.removed, isDelta: m.isDelta
             ).map { SignalEmission(spec: Contract.Users.changed, arguments: $0) }
         // Queue contents become objects (InterfacesAdded, PropertiesChanged, InterfacesRemoved), not a signal of their own.
-        case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .queueContents, .queueSubscriptionState, .unknown:
+        // Status messages become the Status properties; the others change state only.
+        case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .queueContents, .queueSubscriptionState, .userStatus,
+            .statusMessages, .statusAccess, .effectiveStationChange, .unknown:
             return []
         }
     }

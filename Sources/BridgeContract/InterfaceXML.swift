@@ -152,6 +152,15 @@ public enum InterfaceXML {
       Returns after the logout was sent. Since 1.
     -->
     <method name="Disconnect"/>
+    <!-- Features: the login's features, featureId → version. Since 1.1. -->
+    <property name="Features" type="a{su}" access="read"/>
+    <!--
+      Subscriptions: station, alerting, users, interactions, user-status,
+      status-messages, status-access → 0 none, 1 normal, 2 suspended, 3 faulted
+      (0 when a session starts or ends, 1 once made, 2 or 3 as the server
+      reports). A faulted one is made again with the backoff. Since 1.1.
+    -->
+    <property name="Subscriptions" type="a{su}" access="read"/>
   </interface>
 </node>
 """#
@@ -224,6 +233,54 @@ public enum InterfaceXML {
       <arg name="current" type="a{sv}"/>
       <arg name="is_delta" type="b"/>
     </signal>
+  </interface>
+</node>
+"""#
+        ),
+        (
+            "io.github.icwsbridge.Bridge1.Status",
+            #"""
+<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">
+<!--
+  io.github.icwsbridge.Bridge1.Status: the agent's user status (Available,
+  Do Not Disturb, At Lunch, the ACD statuses). The server keeps the status;
+  the bridge shows it and sets it. Every property emits PropertiesChanged.
+  Contract version 1.1.
+-->
+<node>
+  <interface name="io.github.icwsbridge.Bridge1.Status">
+    <property name="StatusId" type="s" access="read"/>
+    <!-- StatusText: the status's messageText from the catalogue, else its id. -->
+    <property name="StatusText" type="s" access="read"/>
+    <property name="Notes" type="s" access="read"/>
+    <property name="ForwardNumber" type="s" access="read"/>
+    <!-- Changed: statusChanged as Unix seconds; 0 unknown. -->
+    <property name="Changed" type="x" access="read"/>
+    <property name="LoggedIn" type="b" access="read"/>
+    <property name="OnPhone" type="b" access="read"/>
+    <!-- The flags of the current status in the catalogue. -->
+    <property name="IsAcd" type="b" access="read"/>
+    <property name="IsDoNotDisturb" type="b" access="read"/>
+    <property name="IsAfterCallWork" type="b" access="read"/>
+    <!--
+      Selectable: the statuses this user may select, in the catalogue's order:
+      statusId (s), messageText (s), groupTag (s), and the flags isAcdStatus,
+      isDoNotDisturbStatus, isAfterCallWorkStatus, isForwardStatus,
+      isPersistentStatus, canHaveDate, canHaveTime (b); keys not sent are left out.
+    -->
+    <property name="Selectable" type="aa{sv}" access="read"/>
+    <!--
+      SetStatus: status_id is matched case-insensitively against Selectable and
+      sent in the server's spelling (not selectable: InvalidArgs). Options:
+      notes (s), forwardNumber (s). Replies when the server accepted it: after
+      the asyncOperationCompletedMessage of a 202 (an error: ServerError), or
+      after request-timeout (Timeout).
+    -->
+    <method name="SetStatus">
+      <arg name="status_id" type="s" direction="in"/>
+      <arg name="options" type="a{sv}" direction="in"/>
+    </method>
   </interface>
 </node>
 """#

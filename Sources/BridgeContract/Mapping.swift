@@ -10,6 +10,7 @@ public enum BridgeNames {
     public static let interactions = "io.github.icwsbridge.Bridge1.Interactions"
     public static let users = "io.github.icwsbridge.Bridge1.Users"
     public static let interaction = "io.github.icwsbridge.Bridge1.Interaction"
+    public static let status = "io.github.icwsbridge.Bridge1.Status"
     public static let objectManager = "org.freedesktop.DBus.ObjectManager"
     public static let errorPrefix = "io.github.icwsbridge.Bridge1.Error."
     /// Where the interaction objects live: `<interactionPrefix><escaped id>`.
@@ -136,7 +137,7 @@ public enum JSONToDBus {
                         seen[key] = pairs.count
                         pairs.append((key, v))
                     }
-                } else if !cleared.contains(key) {
+                } else if clearedSet.insert(key).inserted {
                     cleared.append(key)
                 }
             }
@@ -333,5 +334,59 @@ extension ContractMaps {
             (P.initiationTime, text("Eic_InitiationTime")),
             (P.attributes, .stringDict(e.attributes.map { ($0.0, budget.string($0.1)) })),
         ]
+    }
+}
+
+extension ContractMaps {
+    /// The `Status` properties.
+    public static func statusProperties(_ c: StatusCache) -> [(PropertySpec, DBusValue)] {
+        typealias P = Contract.Status
+        let cur = c.current
+        let entry = cur.flatMap { c.status($0.statusId) }
+        return [
+            (P.statusId, .string((cur?.statusId ?? "").singleLine(maxBytes: 1024))),
+            (P.statusText, .string((entry?.messageText ?? cur?.statusId ?? "").singleLine(maxBytes: 1024))),
+            (P.notes, .string((cur?.notes ?? "").singleLine(maxBytes: 4096))),
+            (P.forwardNumber, .string((cur?.forwardNumber ?? "").singleLine(maxBytes: 1024))),
+            (P.changed, .int64(cur?.statusChanged.flatMap(unixSeconds) ?? 0)),
+            (P.loggedIn, .bool(cur?.loggedIn ?? false)), (P.onPhone, .bool(cur?.onPhone ?? false)),
+            (P.isAcd, .bool(entry?.flag("isAcdStatus") ?? false)), (P.isDoNotDisturb, .bool(entry?.flag("isDoNotDisturbStatus") ?? false)),
+            (P.isAfterCallWork, .bool(entry?.flag("isAfterCallWorkStatus") ?? false)),
+            (P.selectable, .vardicts(c.selectable.map(selectableEntry))),
+        ]
+    }
+
+    static func selectableEntry(_ s: StatusMessage) -> DBusValue {
+        var budget = EntryBudget()
+        var p: [(String, DBusValue)] = [("statusId", .string(budget.string(s.statusId)))]
+        if let t = s.messageText { p.append(("messageText", .string(budget.string(t)))) }
+        if let g = s.groupTag { p.append(("groupTag", .string(budget.string(g)))) }
+        for (name, value) in s.flags where name != "isSelectableStatus" { p.append((name, .bool(value))) }
+        return .vardict(p)
+    }
+
+    /// `20240301T141502Z` (or the extended `2024-03-01T14:15:02Z`) as Unix seconds; nil for anything else.
+    public static func unixSeconds(_ text: String) -> Int64? {
+        let digits = Array(text.utf8.filter { $0 != UInt8(ascii: "-") && $0 != UInt8(ascii: ":") })
+        guard digits.count >= 16, digits[8] == UInt8(ascii: "T") else { return nil }
+        func number(_ r: Range<Int>) -> Int64? {
+            var v: Int64 = 0
+            for b in digits[r] {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) else { return nil }
+                v = v * 10 + Int64(b - UInt8(ascii: "0"))
+            }
+            return v
+        }
+        guard let y = number(0..<4), let mo = number(4..<6), let d = number(6..<8), let h = number(9..<11), let mi = number(11..<13),
+            let s = number(13..<15), (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61
+        else { return nil }
+        // Days from civil (Howard Hinnant's algorithm).
+        let yy = mo <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return days * 86_400 + h * 3600 + mi * 60 + s
     }
 }

@@ -280,6 +280,10 @@ extension ConfigKey {
             "extra attribute names of that queue subscription (in each object's `Attributes`); the ones the properties need are always asked for"
         ) { s, v in s.configuration.interactionsAttributes = v.list },
         ConfigKey(
+            "status-enabled", .flag, default: "`yes`", reload: .resubscribes,
+            "subscribe to the agent's own status, the status catalogue and the user's status access (the `Status` interface)"
+        ) { s, v in s.configuration.statusEnabled = v.flag },
+        ConfigKey(
             "station-type", .choice(StationSettings.Kind.allCases.map(\.rawValue)), default: "none", reload: .restart,
             "a station to connect at start"
         ) { s, v in

@@ -43,6 +43,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var usersRightsFilter = "view"
     public var interactionsEnabled = true
     public var interactionsAttributes: [String] = []
+    public var statusEnabled = true
     public var station: StationSettings?
     public var logoutOnStop = true
 
@@ -174,7 +175,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
             users: usersEnabled
                 ? UsersSubscription(subscriptionId: usersSubscriptionId, configurationIds: usersIds, properties: usersProperties, rightsFilter: usersRightsFilter)
                 : nil,
-            interactionAttributes: interactionsEnabled ? interactionsAttributes : nil)
+            interactionAttributes: interactionsEnabled ? interactionsAttributes : nil, status: statusEnabled)
         s.initialStation = station
         s.logoutOnStop = logoutOnStop
         s.locationPolicy = LocationPolicy(allowInsecureHTTP: allowInsecureHTTP)

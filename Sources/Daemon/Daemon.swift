@@ -48,6 +48,10 @@ func statusText(_ s: SessionStatus, _ st: StationStatus) -> String {
         } else {
             line += ", no station"
         }
+        let unwell = s.subscriptions.filter { $0.value >= 2 }.sorted { $0.key < $1.key }
+        if !unwell.isEmpty {
+            line += "; subscription " + unwell.map { "\($0.key) \($0.value == 2 ? "suspended" : "faulted")" }.joined(separator: ", ")
+        }
         return line
     case .connecting, .unknown:
         return "connecting to \(host)"
@@ -101,10 +105,9 @@ public enum Daemon {
         do {
             let reclaimer = MemoryReclaimer()
             bridge = try BridgeService(
-                supervisor: supervisor, connection: connection, logger: logger, workObserver: reclaimer.note(items:)
-            ) { status, station in
-                notifier.status(statusLine(status, station))
-            }
+                supervisor: supervisor, connection: connection, logger: logger, workObserver: reclaimer.note(items:),
+                statusObserver: { status, station in notifier.status(statusLine(status, station)) },
+                completionTimeout: config.requestTimeout)
             relay.connect(bridge)
             try await bridge.publish()
         } catch {
@@ -128,6 +131,7 @@ public enum Daemon {
                 serviceName: "reload"),
             .init(service: WatchdogService(supervisor: supervisor, connection: connection, notifier: notifier, logger: logger), serviceName: "watchdog"),
             .init(service: BridgeEventsService(bridge: bridge), serviceName: "bridge"),
+            .init(service: WakeWatcher(supervisor: supervisor, logger: logger), serviceName: "wake"),
             .init(service: SessionService(supervisor: supervisor, notifier: notifier), serviceName: "session"),
         ]
         // Signals come from ProcessSignals' own thread (blocked everywhere else).

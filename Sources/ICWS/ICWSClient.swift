@@ -86,7 +86,10 @@ public struct CAFileError: Error, CustomStringConvertible {
 
 /// The ICWS REST calls over AsyncHTTPClient.
 public final class ICWSClient: Sendable {
-    let http: HTTPClient
+    /// The connection pool; replaced by `freshConnections()`.
+    private let pool: Mutex<HTTPClient>
+    var http: HTTPClient { pool.withLock { $0 } }
+    private let httpConfiguration: HTTPClient.Configuration
     let logger: Logger
     static let mediaType = "application/vnd.inin.icws+JSON"
 
@@ -113,7 +116,21 @@ public final class ICWSClient: Sendable {
         // quietly until the connect timeout, 10 s per attempt).
         config.connectionPool.retryConnectionEstablishment = false
         config.httpVersion = .http1Only
-        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        httpConfiguration = config
+        pool = Mutex(HTTPClient(eventLoopGroupProvider: .singleton, configuration: config))
+    }
+
+    /// Drops every pooled connection: requests from now on open new ones, and
+    /// those under way on the old ones (a message stream) fail at once. After a
+    /// suspend or a network change the old connections may be dead without
+    /// knowing it.
+    public func freshConnections() {
+        let fresh = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
+        let old = pool.withLock { p in
+            defer { p = fresh }
+            return p
+        }
+        Task { try? await old.shutdown() }
     }
 
     /// Applies a reloaded configuration to the requests that start from now

@@ -44,6 +44,8 @@ public struct SessionMachine: Sendable {
         case streamRetry
         /// A short pause before the connection check is tried on a new connection.
         case checkRetry
+        /// The wait before a faulted subscription is made again.
+        case resubscribe
     }
 
     public enum Event: Sendable {
@@ -69,6 +71,11 @@ public struct SessionMachine: Sendable {
         case timerFired(Ticket)
         /// The daemon stops: log out when configured and finish.
         case shutdown
+        /// The machine woke from a suspend, or the network changed: the old
+        /// connections may be dead without knowing it.
+        case wake
+        /// The answer of `GET /connection/station` asked for by `fetchStation`.
+        case stationFetched(Epoch, Result<StationInformation, ICWSError>)
     }
 
     public enum StationRequest: Sendable, Equatable {
@@ -97,6 +104,10 @@ public struct SessionMachine: Sendable {
         case log(Logger.Level, String, Logger.Metadata)
         /// The machine has finished (after `shutdown`).
         case finished
+        /// Drop every pooled connection: the next requests open new ones.
+        case refreshConnections
+        /// Read the station anew (`effectiveStationChangeMessage`).
+        case fetchStation(Epoch, ICWSSession)
     }
 
     enum SessionEnd: Equatable {
@@ -122,6 +133,11 @@ public struct SessionMachine: Sendable {
         var steps: [Step] = []
         var stepBusy = false
         var streamRetry = Backoff(policy: BackoffPolicy())
+        /// After a wake-up: the stream is reopened as soon as the check says the session lives.
+        var reopenAtOnce = false
+        /// Faulted units waiting to be made again: timer → unit.
+        var unitTimers: [Ticket: Int] = [:]
+        var unitRetry: [Int: Backoff] = [:]
     }
 
     enum Step: Equatable {
@@ -291,8 +307,10 @@ public struct SessionMachine: Sendable {
             switch result {
             case .success:
                 unitStates[index] = units[index].request(configuration.subscriptions, l.session.userId).map { .active(path: $0.path) } ?? .idle
+                refreshSubscriptions()
             case .failure(let error):
                 unitStates[index] = .failed(error.shortReason)
+                refreshSubscriptions()
                 if sessionFailed(error, epoch: e) { return }
                 status.lastError = error.shortReason
                 flush()
@@ -311,7 +329,103 @@ public struct SessionMachine: Sendable {
 
         case .shutdown:
             shutdown()
+
+        case .wake:
+            wake()
+
+        case .stationFetched(let e, let result):
+            guard case .live(let l) = phase, l.epoch == e else { return }
+            switch result {
+            case .success(let info):
+                out.append(.publish(.message(.stationConnectionStateChange(StationConnectionStateChangeMessage(isDelta: false, newStationInfo: info)))))
+            case .failure(let error):
+                if error.status == 404, station.connected {
+                    station.connected = false
+                    station.ready = false
+                } else {
+                    _ = sessionFailed(error, epoch: e)
+                }
+            }
         }
+    }
+
+    /// After a suspend or a network change: fresh connections, the session
+    /// checked at once and the stream reopened, or the next attempt now.
+    private mutating func wake() {
+        switch phase {
+        case .live(var l):
+            log(.info, "woke up (suspend or network change): checking the session on a fresh connection", [:])
+            out.append(.refreshConnections)
+            l.reopenAtOnce = true
+            if let t = l.streamTimer {
+                // The stream was already down and waiting: check now.
+                out.append(.cancelTimer(t))
+                l.streamTimer = nil
+                l.checkAttempt = 0
+                phase = .live(l)
+                out.append(.checkSession(l.epoch, l.session))
+            } else {
+                // The stream's end (its connection just dropped) brings the check.
+                phase = .live(l)
+            }
+        case .waiting(let t):
+            log(.info, "woke up (suspend or network change): trying again now", [:])
+            out.append(.cancelTimer(t))
+            out.append(.refreshConnections)
+            status.retryIn = nil
+            retry.reset()
+            attempt()
+        default:
+            return
+        }
+    }
+
+    /// A unit named by a subscription state message: by the last part of its
+    /// path (the subscription id ICWS reports), or its whole path.
+    private func unitIndex(subscriptionId id: String) -> Int? {
+        guard !id.isEmpty else { return nil }
+        return unitStates.indices.first { i in
+            guard let path = unitStates[i].path else { return false }
+            return path == id || path.hasSuffix("/" + id) || path.split(separator: "/").last.map(String.init) == id
+        }
+    }
+
+    /// `subscriptionStateMessage` / `queueSubscriptionStateMessage`.
+    private mutating func subscriptionState(_ m: SubscriptionStateMessage) {
+        guard case .live(var l) = phase else { return }
+        guard let i = unitIndex(subscriptionId: m.subscriptionId ?? ""), let path = unitStates[i].path else {
+            log(.warning, "subscription state for no known subscription", ["icws.subscription": "\(m.subscriptionId ?? "")", "icws.state": "\(m.state)"])
+            return
+        }
+        switch m.state {
+        case .normal:
+            unitStates[i] = .active(path: path)
+            l.unitRetry[i] = nil
+        case .suspended:
+            unitStates[i] = .suspended(path: path)
+            log(.warning, "subscription suspended by the server", ["icws.subscription": "\(units[i].name)", "icws.error": "\(m.errorMessage ?? "")"])
+        case .faulted:
+            unitStates[i] = .faulted(path: path)
+            log(.warning, "subscription faulted; making it again", ["icws.subscription": "\(units[i].name)", "icws.error": "\(m.errorMessage ?? "")"])
+            guard !l.unitTimers.values.contains(i) else { break }
+            var b = l.unitRetry[i] ?? Backoff(policy: configuration.backoff)
+            b.policy = configuration.backoff
+            let delay = b.next(now: now, unit: draw)
+            l.unitRetry[i] = b
+            let t = ticket()
+            l.unitTimers[t] = i
+            out.append(.startTimer(t, .resubscribe, delay))
+        default:
+            return
+        }
+        phase = .live(l)
+        refreshSubscriptions()
+    }
+
+    private mutating func refreshSubscriptions() {
+        var map: [String: UInt32] = [:]
+        for (u, s) in zip(units, unitStates) { map[u.name] = s.code }
+        status.subscriptions = map
     }
 
     private mutating func configure(_ new: SupervisorConfiguration) {
@@ -548,7 +662,9 @@ public struct SessionMachine: Sendable {
         status.userDisplayName = s.userDisplayName
         status.messagingMode = sse ? "sse" : "poll"
         status.lastError = ""
+        status.features = s.features
         unitStates = Array(repeating: .idle, count: units.count)
+        refreshSubscriptions()
         var live = Live(session: s, epoch: epoch, started: now, sse: sse, streamOpenedAt: now)
         // The restore: the units and the station, in their order.
         var steps: [(Int, Step)] = units.indices.map { (units[$0].restoreOrder, .unit($0)) }
@@ -606,6 +722,23 @@ public struct SessionMachine: Sendable {
                 flush()
             }
             out.append(.publish(.message(message)))
+            switch message {
+            case .subscriptionState(let m), .queueSubscriptionState(let m):
+                subscriptionState(m)
+                flush()
+            case .effectiveStationChange(let m):
+                if m.stationId == nil {
+                    if station.connected, station.requested?.kind != .stationless {
+                        station.connected = false
+                        station.ready = false
+                        flush()
+                    }
+                } else {
+                    out.append(.fetchStation(l.epoch, l.session))
+                }
+            default:
+                break
+            }
             if case .connectionStateChange(let m) = message, m.newConnectionState == .down {
                 end(.down(reason: m.reason, shouldReconnect: m.shouldReconnect ?? false))
                 flush()
@@ -623,7 +756,9 @@ public struct SessionMachine: Sendable {
             // stream that ran for a while was a good one: a new outage starts.
             if now - l.streamOpenedAt >= configuration.stableAfter { l.streamRetry.reset() }
             l.streamRetry.policy = configuration.backoff
-            let delay = l.streamRetry.next(now: now, unit: draw)
+            // After a wake-up the stream is reopened at once.
+            let delay = l.reopenAtOnce ? .zero : l.streamRetry.next(now: now, unit: draw)
+            l.reopenAtOnce = false
             let t = ticket()
             l.streamTimer = t
             phase = .live(l)
@@ -647,6 +782,11 @@ public struct SessionMachine: Sendable {
         case .waiting(let current) where current == t:
             status.retryIn = nil
             attempt()
+        case .live(var l) where l.unitTimers[t] != nil:
+            let i = l.unitTimers.removeValue(forKey: t) ?? 0
+            l.steps.append(.unit(i))
+            phase = .live(l)
+            nextStep()
         case .live(var l) where l.streamTimer == t:
             l.streamTimer = nil
             if l.checkAttempt == 1 {
@@ -681,6 +821,8 @@ public struct SessionMachine: Sendable {
         if stable { retry.reset() }
         station.connected = false
         for i in unitStates.indices { unitStates[i] = .idle }
+        for t in l.unitTimers.keys { out.append(.cancelTimer(t)) }
+        refreshSubscriptions()
         phase = .stopped
         flush()
         switch end {

@@ -11,6 +11,10 @@ public struct SessionStatus: Sendable, Equatable {
     public var reconnectCount: UInt32 = 0
     /// Set while waiting before the next attempt.
     public var retryIn: Duration?
+    /// The login's `features`: featureId → version.
+    public var features: [String: Int] = [:]
+    /// Each subscription unit by name: 0 none, 1 normal, 2 suspended, 3 faulted.
+    public var subscriptions: [String: UInt32] = [:]
     public init() {}
 }
 
@@ -119,6 +123,12 @@ public actor SessionSupervisor {
     /// A new session now, also from `stopped`.
     public nonisolated func reconnect() {
         Task { await self.handle(.reconnect(coalesce: true)) }
+    }
+
+    /// The machine woke from a suspend or the network changed: check the
+    /// session at once on fresh connections and reopen the stream.
+    public nonisolated func wake() {
+        Task { await self.handle(.wake) }
     }
 
     /// Log out and stay `stopped` until `reconnect()`; returns once logged out.
@@ -288,6 +298,10 @@ public actor SessionSupervisor {
             disconnectWaiters.removeValue(forKey: t)?.resume()
         case .log(let level, let message, let metadata):
             logger.log(level: level, "\(message)", metadata: metadata)
+        case .refreshConnections:
+            client.freshConnections()
+        case .fetchStation(let e, let s):
+            spawn(epoch: e) { .stationFetched(e, await Self.result { () async throws(ICWSError) in try await client.getStation(s) }) }
         case .finished:
             for w in work.values { w.task.cancel() }
             work = [:]

@@ -65,6 +65,17 @@ public struct SubscriptionUnit: Sendable {
                     ("attributeNames", .array(names.map { .string($0) })),
                 ]))
         },
+        SubscriptionUnit(name: "user-status", restoreOrder: 40, consumes: [ICWSMessage.TypeURN.userStatus]) { settings, userId in
+            settings.status
+                ? SubscriptionRequest(path: "status/user-statuses", body: .object([("userIds", .array([.string(userId)]))])) : nil
+        },
+        SubscriptionUnit(name: "status-messages", restoreOrder: 41, consumes: [ICWSMessage.TypeURN.statusMessages]) { settings, _ in
+            settings.status ? SubscriptionRequest(path: "status/status-messages") : nil
+        },
+        SubscriptionUnit(name: "status-access", restoreOrder: 42, consumes: [ICWSMessage.TypeURN.statusAccess]) { settings, userId in
+            settings.status
+                ? SubscriptionRequest(path: "status/status-messages-user-access", body: .object([("userIds", .array([.string(userId)]))])) : nil
+        },
     ]
 
     /// The id of the subscription to the agent's own user queue.
@@ -100,4 +111,25 @@ public enum SubscriptionUnitState: Sendable, Equatable {
     case active(path: String)
     /// The server refused it; the reason as `LastError` showed it.
     case failed(String)
+    /// The server reported it suspended (shown, not re-made).
+    case suspended(path: String)
+    /// The server reported it faulted (made again with the backoff).
+    case faulted(path: String)
+
+    /// As `Session.Subscriptions` shows it: 0 none, 1 normal, 2 suspended, 3 faulted.
+    public var code: UInt32 {
+        switch self {
+        case .idle, .pending: return 0
+        case .active: return 1
+        case .suspended: return 2
+        case .failed, .faulted: return 3
+        }
+    }
+
+    var path: String? {
+        switch self {
+        case .active(let p), .suspended(let p), .faulted(let p): return p
+        default: return nil
+        }
+    }
 }

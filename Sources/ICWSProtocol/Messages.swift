@@ -257,6 +257,104 @@ public struct QueueContentsMessage: Sendable, Equatable {
     }
 }
 
+/// One user's status (`userStatus`, in `userStatusMessage` and the GET).
+public struct UserStatus: Sendable, Equatable {
+    public var userId: String
+    public var statusId: String
+    public var notes: String?
+    public var forwardNumber: String?
+    /// `statusChanged` as sent (compact ISO-8601 UTC, e.g. 20240301T140000Z).
+    public var statusChanged: String?
+    public var loggedIn: Bool?
+    public var onPhone: Bool?
+
+    public init(userId: String, statusId: String, notes: String? = nil, forwardNumber: String? = nil, statusChanged: String? = nil, loggedIn: Bool? = nil, onPhone: Bool? = nil) {
+        self.userId = userId
+        self.statusId = statusId
+        self.notes = notes
+        self.forwardNumber = forwardNumber
+        self.statusChanged = statusChanged
+        self.loggedIn = loggedIn
+        self.onPhone = onPhone
+    }
+}
+
+/// One status of the catalogue (`statusMessage`).
+public struct StatusMessage: Sendable, Equatable {
+    public var statusId: String
+    public var messageText: String?
+    public var groupTag: String?
+    /// The boolean flags the server sent (isAcdStatus, isSelectableStatus, ...), in order.
+    public var flags: [(String, Bool)]
+
+    public init(statusId: String, messageText: String? = nil, groupTag: String? = nil, flags: [(String, Bool)] = []) {
+        self.statusId = statusId
+        self.messageText = messageText
+        self.groupTag = groupTag
+        self.flags = flags
+    }
+
+    public func flag(_ name: String) -> Bool? { flags.first { $0.0 == name }?.1 }
+
+    /// The flags the contract publishes, in its order.
+    public static let flagNames = [
+        "isSelectableStatus", "isAcdStatus", "isDoNotDisturbStatus", "isAfterCallWorkStatus", "isForwardStatus", "isPersistentStatus",
+        "canHaveDate", "canHaveTime",
+    ]
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.statusId == b.statusId && a.messageText == b.messageText && a.groupTag == b.groupTag && a.flags.elementsEqual(b.flags, by: { $0 == $1 })
+    }
+}
+
+public struct UserStatusMessage: Sendable, Equatable {
+    public var isDelta: Bool
+    public var statuses: [UserStatus]
+    public init(isDelta: Bool, statuses: [UserStatus]) {
+        self.isDelta = isDelta
+        self.statuses = statuses
+    }
+}
+
+public struct StatusMessagesMessage: Sendable, Equatable {
+    public var isDelta: Bool
+    public var added: [StatusMessage]
+    public var changed: [StatusMessage]
+    public var removed: [String]
+    public init(isDelta: Bool, added: [StatusMessage] = [], changed: [StatusMessage] = [], removed: [String] = []) {
+        self.isDelta = isDelta
+        self.added = added
+        self.changed = changed
+        self.removed = removed
+    }
+}
+
+/// `statusMessagesUserAccessMessage`: which statuses each user may select.
+public struct StatusAccessMessage: Sendable, Equatable {
+    public struct Change: Sendable, Equatable {
+        public var userId: String
+        public var added: [String]
+        public var removed: [String]
+        public init(userId: String, added: [String] = [], removed: [String] = []) {
+            self.userId = userId
+            self.added = added
+            self.removed = removed
+        }
+    }
+    public var isDelta: Bool
+    public var changes: [Change]
+    public init(isDelta: Bool, changes: [Change]) {
+        self.isDelta = isDelta
+        self.changes = changes
+    }
+}
+
+/// `effectiveStationChangeMessage`: the session's station changed (nil: none).
+public struct EffectiveStationChangeMessage: Sendable, Equatable {
+    public var stationId: String?
+    public init(stationId: String?) { self.stationId = stationId }
+}
+
 /// Every ICWS message the bridge knows, plus anything else passed on raw.
 public enum ICWSMessage: Sendable, Equatable {
     case connectionStateChange(ConnectionStateChangeMessage)
@@ -268,6 +366,10 @@ public enum ICWSMessage: Sendable, Equatable {
     case queueContents(QueueContentsMessage)
     /// `queueSubscriptionStateMessage`: the state of a queue subscription.
     case queueSubscriptionState(SubscriptionStateMessage)
+    case userStatus(UserStatusMessage)
+    case statusMessages(StatusMessagesMessage)
+    case statusAccess(StatusAccessMessage)
+    case effectiveStationChange(EffectiveStationChangeMessage)
     /// An unknown `__type`: never an error, the raw JSON goes on.
     case unknown(type: String, raw: JSONValue)
 
@@ -290,6 +392,10 @@ public enum ICWSMessage: Sendable, Equatable {
         public static let subscriptionState = "urn:inin.com:messaging:subscriptionStateMessage"
         public static let queueContents = "urn:inin.com:queues:queueContentsMessage"
         public static let queueSubscriptionState = "urn:inin.com:queues:queueSubscriptionStateMessage"
+        public static let userStatus = "urn:inin.com:status:userStatusMessage"
+        public static let statusMessages = "urn:inin.com:status:statusMessagesMessage"
+        public static let statusAccess = "urn:inin.com:status:statusMessagesUserAccessMessage"
+        public static let effectiveStationChange = "urn:inin.com:connection:effectiveStationChangeMessage"
     }
 
     /// Decodes one message from its JSON text (one SSE `data:` or one poll element).
@@ -366,6 +472,41 @@ public enum ICWSMessage: Sendable, Equatable {
                 isDelta: isDelta, subscriptionId: try r.optionalString("subscriptionId"),
                 state: try r.optionalEnum("state") ?? 0, errorMessage: message)
             return type == TypeURN.subscriptionState ? .subscriptionState(m) : .queueSubscriptionState(m)
+        case TypeURN.userStatus:
+            var statuses: [UserStatus] = []
+            for (i, item) in try r.requiredArray("userStatusList").enumerated() {
+                statuses.append(try UserStatus.decode(item, field: "userStatusList[\(i)]"))
+            }
+            return .userStatus(UserStatusMessage(isDelta: isDelta, statuses: statuses))
+        case TypeURN.statusMessages:
+            func list(_ key: String) throws(MessageDecodeError) -> [StatusMessage] {
+                guard let v = json[key], !v.isNull else { return [] }
+                guard case .array(let items) = v else { throw MessageDecodeError(field: key, reason: "expected an array") }
+                var out: [StatusMessage] = []
+                for (i, item) in items.enumerated() { out.append(try StatusMessage.decode(item, field: "\(key)[\(i)]")) }
+                return out
+            }
+            return .statusMessages(
+                StatusMessagesMessage(
+                    isDelta: isDelta, added: try list("statusMessagesAdded"), changed: try list("statusMessagesChanged"),
+                    removed: try decodeStrings(json["statusMessagesRemoved"], field: "statusMessagesRemoved")))
+        case TypeURN.statusAccess:
+            var changes: [StatusAccessMessage.Change] = []
+            for (i, item) in try r.requiredArray("statusMessagesUserAccessChanges").enumerated() {
+                let f = "statusMessagesUserAccessChanges[\(i)]"
+                guard case .object = item else { throw MessageDecodeError(field: f, reason: "expected an object") }
+                var c = FieldReader(item, prefix: f)
+                changes.append(
+                    StatusAccessMessage.Change(
+                        userId: try c.requiredString("userId"),
+                        added: try decodeStrings(item["statusMessagesAdded"], field: f + ".statusMessagesAdded"),
+                        removed: try decodeStrings(item["statusMessagesRemoved"], field: f + ".statusMessagesRemoved")))
+            }
+            return .statusAccess(StatusAccessMessage(isDelta: isDelta, changes: changes))
+        case TypeURN.effectiveStationChange:
+            let station = json["effectiveStation"]
+            let id = station?["stationId"]?["id"]?.stringValue ?? station?["stationId"]?.stringValue
+            return .effectiveStationChange(EffectiveStationChangeMessage(stationId: (station?.isNull ?? true) ? nil : id))
         case TypeURN.queueContents:
             return .queueContents(
                 QueueContentsMessage(
@@ -454,6 +595,18 @@ public enum ICWSMessage: Sendable, Equatable {
                 entry.attributes = members.map { k, v in (k, v.stringValue ?? v.serialized()) }
             }
             out.append(entry)
+        }
+        return out
+    }
+
+    /// An array of strings; a missing one is empty.
+    private static func decodeStrings(_ json: JSONValue?, field: String) throws(MessageDecodeError) -> [String] {
+        guard let json, !json.isNull else { return [] }
+        guard case .array(let items) = json else { throw MessageDecodeError(field: field, reason: "expected an array") }
+        var out: [String] = []
+        for (i, item) in items.enumerated() {
+            guard let s = item.stringValue else { throw MessageDecodeError(field: "\(field)[\(i)]", reason: "expected a string") }
+            out.append(s)
         }
         return out
     }
@@ -557,5 +710,29 @@ package struct FieldReader {
         guard let v = value(key) else { throw MessageDecodeError(field: name(key), reason: "missing") }
         guard case .array(let items) = v else { throw MessageDecodeError(field: name(key), reason: "expected an array") }
         return items
+    }
+}
+
+extension UserStatus {
+    public static func decode(_ json: JSONValue, field: String) throws(MessageDecodeError) -> UserStatus {
+        guard case .object = json else { throw MessageDecodeError(field: field, reason: "expected an object") }
+        var r = FieldReader(json, prefix: field)
+        return UserStatus(
+            userId: try r.requiredString("userId"), statusId: try r.requiredString("statusId"), notes: try r.optionalString("notes"),
+            forwardNumber: try r.optionalString("forwardNumber"), statusChanged: try r.optionalString("statusChanged"),
+            loggedIn: try r.optionalBool("loggedIn"), onPhone: try r.optionalBool("onPhone"))
+    }
+}
+
+extension StatusMessage {
+    public static func decode(_ json: JSONValue, field: String) throws(MessageDecodeError) -> StatusMessage {
+        guard case .object = json else { throw MessageDecodeError(field: field, reason: "expected an object") }
+        var r = FieldReader(json, prefix: field)
+        var s = StatusMessage(
+            statusId: try r.requiredString("statusId"), messageText: try r.optionalString("messageText"), groupTag: try r.optionalString("groupTag"))
+        for name in flagNames {
+            if let b = try r.optionalBool(name) { s.flags.append((name, b)) }
+        }
+        return s
     }
 }

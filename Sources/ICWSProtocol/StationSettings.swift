@@ -149,11 +149,14 @@ public struct SubscriptionSettings: Sendable, Equatable {
     /// Attribute names asked for on the agent's own queue beside the ones the
     /// interaction objects need; nil for no queue subscription.
     public var interactionAttributes: [String]?
+    /// The three status subscriptions (own status, the catalogue, own access).
+    public var status: Bool
 
     public init(
         alertingAttributeNames: [String] = ["Eic_RemoteName", "Eic_WorkgroupName"], users: UsersSubscription? = UsersSubscription(),
-        interactionAttributes: [String]? = nil
+        interactionAttributes: [String]? = nil, status: Bool = false
     ) {
+        self.status = status
         self.alertingAttributeNames = alertingAttributeNames
         self.users = users
         self.interactionAttributes = interactionAttributes

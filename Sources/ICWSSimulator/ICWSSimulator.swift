@@ -56,6 +56,10 @@ public final class ICWSSimulator: Sendable {
         var refuseUntil: ContinuousClock.Instant?
         var expired: [String: (challenge: Bool, location: String?)] = [:]
         var stallUntil: ContinuousClock.Instant?
+        /// Every event stream gets the next number when it opens.
+        var streamSerial: UInt64 = 0
+        /// `.silentStreams`: streams numbered up to this send nothing (0: none).
+        var silentThrough: UInt64 = 0
         var alerting: [String: JSONValue] = [:]
         var alertingOrder: [String] = []
         var nextInteraction: UInt64 = 100_000
@@ -67,9 +71,13 @@ public final class ICWSSimulator: Sendable {
         var traffic: Task<Void, Never>?
     }
     let global: Mutex<Global>
-    /// The users' interactions. Lock order: `calls`, then `global`, then a session's.
+    /// The users' interactions. Lock order: `calls`, then `status`, then `global`, then a session's.
     let calls: Mutex<CallState>
+    /// The status catalogue and the users' statuses (they outlive sessions).
+    let status: Mutex<StatusState>
     private let runningTask = Mutex<Task<Void, any Error>?>(nil)
+    /// How many pumps are silent right now (sessions may be gone; this is counted apart).
+    let silentPumps = Mutex<Int>(0)
     private let boundPort = Mutex<Int>(0)
 
     public init(configuration: SimulatorConfiguration = SimulatorConfiguration(), logger: Logger = Logger(label: "icws-sim")) {
@@ -95,6 +103,8 @@ public final class ICWSSimulator: Sendable {
         }
         global = Mutex(g)
         calls = Mutex(CallState(rng: SplitMix64(seed: configuration.seed ^ 0xCA11_CA11_CA11_CA11)))
+        status = Mutex(
+            StatusState(accounts: configuration.accounts.keys.sorted(), changed: Self.compactUTC(), rng: SplitMix64(seed: configuration.seed ^ 0x5747_5715_5747_5715)))
     }
 
     public var port: Int { boundPort.withLock { $0 } }
@@ -208,9 +218,13 @@ public final class ICWSSimulator: Sendable {
         newestLiveSession()?.mutable.withLock { $0.station }
     }
 
+    /// Streams being written, silent ones (`.silentStreams`) included.
     public var openStreamCount: Int {
         global.withLock { g in g.sessions.values.reduce(0) { $0 + $1.mutable.withLock { $0.openStreams } } }
     }
+
+    /// Streams that `.silentStreams` keeps silent and open.
+    public var silentStreamCount: Int { silentPumps.withLock { $0 } }
 
     func newestLiveSession() -> SimSession? {
         global.withLock { g in
@@ -277,7 +291,7 @@ public final class ICWSSimulator: Sendable {
             }
         case .unknownMessage:
             for s in allLiveSessions() {
-                enqueue(["__type": "urn:inin.com:status:userStatusMessage", "isDelta": true, "userStatusList": []], to: s)
+                enqueue(["__type": "urn:inin.com:example:notKnownMessage", "isDelta": true, "userStatusList": []], to: s)
             }
         case .restart(let downFor):
             let sessions = global.withLock { g -> [SimSession] in
@@ -294,13 +308,25 @@ public final class ICWSSimulator: Sendable {
             faultQueueSubscriptions()
         case .queueOddValues:
             sendOddQueueValues()
+        case .statusCompletionError:
+            status.withLock { $0.nextPutFault = .completionError }
+        case .statusNoCompletion:
+            status.withLock { $0.nextPutFault = .noCompletion }
+        case .statusImmediate:
+            status.withLock { $0.nextPutFault = .immediate }
+        case .subscriptionFaulted(let suffix):
+            faultSubscription(suffix)
+        case .silentStreams:
+            global.withLock { $0.silentThrough = $0.streamSerial }
         case .clear:
             global.withLock {
                 $0.unavailable = nil
                 $0.refuseUntil = nil
                 $0.stallUntil = nil
+                $0.silentThrough = 0
             }
             calls.withLock { $0.snapshotMissing = false }
+            status.withLock { $0.nextPutFault = nil }
         }
     }
 
@@ -374,6 +400,30 @@ public final class ICWSSimulator: Sendable {
             }
         }
     }
+
+    /// Tells every live session of `user` that has the station subscription its
+    /// effective station (`effectiveStationChangeMessage`; null without a station).
+    public func changeEffectiveStation(user: String = "agent") {
+        for s in allLiveSessions() where Self.sameUser(s.userId, user) {
+            let (subscribed, station) = s.mutable.withLock { ($0.stationSubscribed, $0.station) }
+            guard subscribed else { continue }
+            var id: String?
+            if let station {
+                switch station.kind {
+                case .workstation, .remoteWorkstation: id = station.workstation
+                case .remoteNumber: id = station.remoteNumber
+                case .stationless: id = nil
+                }
+            }
+            var effective: JSONValue = nil
+            if let id {
+                effective = ["stationId": ["id": .string(id), "displayName": .string(id), "uri": .string("/configuration/stations/\(id)")]]
+            }
+            enqueue(["__type": .string(Self.effectiveStationChangeURN), "isDelta": true, "effectiveStation": effective], to: s)
+        }
+    }
+
+    static let effectiveStationChangeURN = "urn:inin.com:connection:effectiveStationChangeMessage"
 
     /// Queues a raw message (any JSON) to every live session; returns the
     /// `simSequence` numbers it got (one per live session).

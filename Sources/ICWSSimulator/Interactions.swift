@@ -376,19 +376,21 @@ extension ICWSSimulator {
 
     // MARK: Faults and traffic
 
-    /// `.queueFaulted`: every queue subscription gets state 3 (Faulted) and delivers nothing more.
-    func faultQueueSubscriptions() {
+    /// `.queueFaulted` (and `.subscriptionFaulted` of `queues[/{id}]`): every queue
+    /// subscription (or the one named `only`) gets state 3 (Faulted) and delivers nothing more.
+    func faultQueueSubscriptions(only: String? = nil, reason: String = "Queue no longer accessible") {
         calls.withLock { _ in
             for s in allLiveSessions() {
                 let subs = s.mutable.withLock { m -> [String] in
-                    defer { m.queueSubscriptions.removeAll() }
-                    return m.queueSubscriptions.keys.sorted()
+                    let ids = m.queueSubscriptions.keys.filter { id in only.map { $0.lowercased() == id.lowercased() } ?? true }.sorted()
+                    for id in ids { m.queueSubscriptions.removeValue(forKey: id) }
+                    return ids
                 }
                 for subId in subs {
                     enqueue(
                         [
                             "__type": .string(ICWSMessage.TypeURN.queueSubscriptionState), "isDelta": true, "subscriptionId": .string(subId),
-                            "state": 3, "error": ["message": "Queue no longer accessible"],
+                            "state": 3, "error": ["message": .string(reason)],
                         ], to: s)
                 }
             }

@@ -295,6 +295,7 @@ extension ICWSSimulator {
                 if method == .put { return putQueueSubscription(session, subId: subId, body: body) }
                 if method == .delete { return deleteQueueSubscription(session, subId: subId) }
             }
+            if let response = statusRoute(method, session: session, rest: rest, body: body) { return response }
             let segments = rest.split(separator: "/").map(String.init)
             if method == .post, segments.first?.lowercased() == "interactions" {
                 if segments.count == 1 { return createCall(session, body: body) }
@@ -419,6 +420,10 @@ extension ICWSSimulator {
             m.streamGeneration += 1
             return m.streamGeneration
         }
+        let serial = global.withLock { g -> UInt64 in
+            g.streamSerial += 1
+            return g.streamSerial
+        }
         session.queue.wake()
         let keepAlive = configuration.keepAlive
         let body = ResponseBody { [self] writer in
@@ -426,7 +431,7 @@ extension ICWSSimulator {
             // The writer is always finished, whatever ended the stream: a NIO writer
             // dropped unfinished traps the whole process.
             do {
-                try await pump(session, generation: generation, keepAlive: keepAlive, into: &writer)
+                try await pump(session, generation: generation, serial: serial, keepAlive: keepAlive, into: &writer)
             } catch {}
             try? await writer.finish(nil)
         }
@@ -435,9 +440,13 @@ extension ICWSSimulator {
 
     /// Writes queued messages as events until the session ends or a newer stream
     /// (or a reset) takes over; throws when the client went away.
-    func pump(_ session: SimSession, generation: Int, keepAlive: Duration, into writer: inout any ResponseBodyWriter) async throws {
-        try await writer.write(ByteBuffer(string: ":ping\n\n"))
+    func pump(_ session: SimSession, generation: Int, serial: UInt64, keepAlive: Duration, into writer: inout any ResponseBodyWriter) async throws {
+        if !isSilent(serial) { try await writer.write(ByteBuffer(string: ":ping\n\n")) }
         while !Task.isCancelled {
+            if isSilent(serial) {
+                try await staySilent(serial)
+                continue
+            }
             let (gen, alive) = session.mutable.withLock { ($0.streamGeneration, $0.alive) }
             if gen != generation { return }  // reset, expired, or replaced by a newer stream
             if let until = global.withLock({ $0.stallUntil }), until > .now {
@@ -459,9 +468,26 @@ extension ICWSSimulator {
             if !alive { return }
             let before = ContinuousClock.now
             await session.queue.wait(timeout: keepAlive)
-            if ContinuousClock.now - before >= keepAlive, session.queue.count == 0 {
+            if ContinuousClock.now - before >= keepAlive, session.queue.count == 0, !isSilent(serial) {
                 try await writer.write(ByteBuffer(string: ":ping\n\n"))
             }
+        }
+    }
+
+    /// Whether `.silentStreams` silenced the stream numbered `serial` (none once stopped).
+    func isSilent(_ serial: UInt64) -> Bool {
+        global.withLock { serial <= $0.silentThrough && !$0.stopped }
+    }
+
+    /// Waits while the stream is silent, as on a suspended client: it writes
+    /// nothing (its connection stays open, no FIN), takes no messages (the
+    /// session's next stream delivers them), and a reset, a newer stream or the
+    /// session's end only take effect after `.clear`.
+    func staySilent(_ serial: UInt64) async throws {
+        silentPumps.withLock { $0 += 1 }
+        defer { silentPumps.withLock { $0 -= 1 } }
+        while isSilent(serial) {
+            try await Task.sleep(for: .milliseconds(250))
         }
     }
 
@@ -498,6 +524,19 @@ extension ICWSSimulator {
             }
             changeUser(id, property: prop, value: value)
             return json(.ok, ["ok": true])
+        case (.post, "status"):
+            guard let statusId = body?["statusId"]?.stringValue else { return json(.badRequest, ["error": "need statusId"]) }
+            setUserStatus(statusId, user: body?["user"]?.stringValue ?? "agent", notes: body?["notes"]?.stringValue ?? "")
+            return json(.ok, ["ok": true])
+        case (.post, "status-access"):
+            guard let ids = body?["statusIds"]?.arrayValue, ids.allSatisfy({ $0.stringValue != nil }) else {
+                return json(.badRequest, ["error": "need statusIds (strings)"])
+            }
+            setStatusAccess(ids.compactMap(\.stringValue), user: body?["user"]?.stringValue ?? "agent")
+            return json(.ok, ["ok": true])
+        case (.post, "effective-station"):
+            changeEffectiveStation(user: body?["user"]?.stringValue ?? "agent")
+            return json(.ok, ["ok": true])
         case (.post, "emit"):
             guard let body, case .object = body else { return json(.badRequest, ["error": "need a JSON object"]) }
             emit(body)
@@ -515,6 +554,9 @@ extension ICWSSimulator {
                     "alertingAttributes": m.alertingAttributes.map { .array($0.map { .string($0) }) } ?? nil,
                     "usersSubscriptions": .array(m.usersSubscriptions.keys.sorted().map { .string($0) }),
                     "queueSubscriptions": .array(m.queueSubscriptions.keys.sorted().map { .string($0) }),
+                    "userStatusUserIds": m.userStatusUserIds.map { .array($0.map { .string($0) }) } ?? nil,
+                    "statusMessagesSubscribed": .bool(m.statusMessagesSubscribed),
+                    "statusAccessUserIds": m.statusAccessUserIds.map { .array($0.map { .string($0) }) } ?? nil,
                     "openStreams": .int(Int64(m.openStreams)), "queued": .int(Int64(s.queue.count)),
                 ]
             }
@@ -526,12 +568,13 @@ extension ICWSSimulator {
                     ]
                 }
             }
+            let statuses: [JSONValue] = status.withLock { st in st.users.values.sorted { $0.userId < $1.userId }.map(\.json) }
             let (sequence, logins) = global.withLock { ($0.sequence, $0.loginCount) }
             return json(
                 .ok,
                 [
-                    "sessions": .array(sessions), "interactions": .array(interactions), "lastSequence": .int(Int64(sequence)),
-                    "logins": .int(Int64(logins)),
+                    "sessions": .array(sessions), "interactions": .array(interactions), "userStatuses": .array(statuses),
+                    "silentStreams": .int(Int64(silentStreamCount)), "lastSequence": .int(Int64(sequence)), "logins": .int(Int64(logins)),
                 ])
         default:
             return json(.notFound, ["error": "unknown admin resource"])
@@ -564,6 +607,13 @@ extension ICWSSimulator {
         case "queueSnapshotMissing": return .queueSnapshotMissing
         case "queueFaulted": return .queueFaulted
         case "queueOddValues": return .queueOddValues
+        case "status-completion-error": return .statusCompletionError
+        case "status-no-completion": return .statusNoCompletion
+        case "status-immediate": return .statusImmediate
+        case "subscription-faulted":
+            guard let suffix = body?["subscription"]?.stringValue, !suffix.isEmpty else { return nil }
+            return .subscriptionFaulted(subscriptionPathSuffix: suffix)
+        case "silent": return .silentStreams
         case "clear": return .clear
         default: return nil
         }

@@ -83,6 +83,12 @@ final class SimSession: Sendable {
         var usersSubscriptions: [String: UsersSubscription] = [:]
         /// Queue subscription id → attribute names.
         var queueSubscriptions: [String: [String]] = [:]
+        /// `status/user-statuses`: the user ids watched (nil: no subscription).
+        var userStatusUserIds: [String]?
+        /// `status/status-messages`.
+        var statusMessagesSubscribed = false
+        /// `status/status-messages-user-access`: the user ids watched (nil: no subscription).
+        var statusAccessUserIds: [String]?
         /// Bumped to end the streams of this session.
         var streamGeneration = 0
         var openStreams = 0
@@ -155,6 +161,22 @@ public enum SimFault: Sendable, Equatable {
     case queueFaulted
     /// Queue an interactionsChanged delta whose attribute values are not strings.
     case queueOddValues
+    /// The next status PUT answers 202, and its asyncOperationCompletedMessage
+    /// carries an error; the status does not change.
+    case statusCompletionError
+    /// The next status PUT answers 202 with a requestId and nothing follows;
+    /// the status does not change.
+    case statusNoCompletion
+    /// The next status PUT answers 200 without a requestId and applies at once.
+    case statusImmediate
+    /// Every session with this subscription (the path after
+    /// `messaging/subscriptions/`, e.g. `status/user-statuses`, `connection/station`,
+    /// `configuration/users/{id}`, `queues/{id}`; `queues` or `configuration/users`
+    /// alone: all of them) gets a state 3 (Faulted) message and loses it.
+    case subscriptionFaulted(subscriptionPathSuffix: String)
+    /// Every stream open now stops sending anything (no events, no keep-alives)
+    /// and stays open, until `.clear`; streams opened later work.
+    case silentStreams
     /// Remove every standing fault.
     case clear
 }

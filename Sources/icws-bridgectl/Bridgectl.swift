@@ -118,7 +118,7 @@ struct IcwsBridgectl: AsyncParsableCommand {
         discussion: "Exit codes: 0 ok, 1 the daemon refused (the message says why), 69 daemon or bus unavailable, 75 no reply in time, 77 not allowed by the D-Bus policy.",
         subcommands: [
             Status.self, Connect.self, Disconnect.self, Ready.self, NotReady.self, Monitor.self, Users.self, Reconnect.self, Logout.self,
-            SipCredentials.self, Calls.self, Answer.self, Hangup.self, Hold.self, Mute.self, Digits.self, Transfer.self, Voicemail.self,
+            SipCredentials.self, Statuses.self, SetStatus.self, Calls.self, Answer.self, Hangup.self, Hold.self, Mute.self, Digits.self, Transfer.self, Voicemail.self,
             Dial.self,
         ],
         defaultSubcommand: Status.self)
@@ -156,7 +156,7 @@ extension SimpleCall {
 }
 
 struct Status: BridgeCommand {
-    static let configuration = CommandConfiguration(abstract: "Session, station, ready flag, alerting and user counts.")
+    static let configuration = CommandConfiguration(abstract: "Session, agent status, station, ready flag, alerting and user counts.")
     @OptionGroup var options: BusOptions
     @Flag(help: "Print JSON.") var json = false
 
@@ -165,8 +165,9 @@ struct Status: BridgeCommand {
         let station = try await client.properties(BridgeNames.station)
         let interactions = try await client.properties(BridgeNames.interactions)
         let users = try await client.properties(BridgeNames.users)
+        let agent = try await client.properties(BridgeNames.status)
         if json {
-            print("{\"session\":\(Render.json(session)),\"station\":\(Render.json(station)),\"alerting\":\(Render.json(interactions["Alerting"] ?? .vardicts([]))),\"users\":\(Render.json(users["Count"] ?? .uint32(0)))}")
+            print("{\"session\":\(Render.json(session)),\"status\":\(Render.json(agent)),\"station\":\(Render.json(station)),\"alerting\":\(Render.json(interactions["Alerting"] ?? .vardicts([]))),\"users\":\(Render.json(users["Count"] ?? .uint32(0)))}")
             return
         }
         let raw = session["State"]?.uint32Value ?? 0
@@ -176,6 +177,19 @@ struct Status: BridgeCommand {
         let lastError = session["LastError"]?.stringValue ?? ""
         print("Last error: \(lastError.isEmpty ? "-" : lastError)")
         print("Reconnects: \(session["ReconnectCount"]?.uint32Value ?? 0)")
+        // A subscription that is not normal (2 suspended, 3 faulted) is named.
+        let unwell = (session["Subscriptions"]?.dictEntries ?? []).compactMap { e -> String? in
+            guard let code = e.1.uint32Value, code >= 2 else { return nil }
+            return "\(e.0) \(code == 2 ? "suspended" : "faulted")"
+        }
+        if !unwell.isEmpty { print("Subscriptions: \(unwell.joined(separator: ", "))") }
+        let statusId = agent["StatusId"]?.stringValue ?? ""
+        if !statusId.isEmpty {
+            var text = agent["StatusText"]?.stringValue ?? statusId
+            let notes = agent["Notes"]?.stringValue ?? ""
+            if !notes.isEmpty { text += " (\(notes))" }
+            print("Status:     \(text)")
+        }
         let connected = station["Connected"]?.boolValue ?? false
         let info = station["Info"]
         let id = info?["id"]?.stringValue ?? station["Settings"]?["workstation"]?.stringValue ?? ""
@@ -497,5 +511,45 @@ struct Dial: BridgeCommand {
         if let workgroup { opts.append(("workgroup", .string(workgroup))) }
         let r = try await client.call(BridgeNames.interactions, "Dial", [.string(target), .vardict(opts)])
         print(r.first?.stringValue ?? "")
+    }
+}
+
+// MARK: Agent status (contract v1.1)
+
+struct Statuses: BridgeCommand {
+    static let configuration = CommandConfiguration(abstract: "List the statuses this agent may select.")
+    @OptionGroup var options: BusOptions
+    @Flag(help: "Print JSON.") var json = false
+    func run(_ client: BridgeClient) async throws {
+        let agent = try await client.properties(BridgeNames.status)
+        let list = agent["Selectable"] ?? .vardicts([])
+        if json {
+            print(Render.json(list))
+            return
+        }
+        let current = (agent["StatusId"]?.stringValue ?? "").lowercased()
+        for s in list.arrayElements ?? [] {
+            let id = s["statusId"]?.stringValue ?? ""
+            var flags: [String] = []
+            if s["isAcdStatus"]?.boolValue == true { flags.append("acd") }
+            if s["isDoNotDisturbStatus"]?.boolValue == true { flags.append("dnd") }
+            if s["isAfterCallWorkStatus"]?.boolValue == true { flags.append("acw") }
+            print("\(id.lowercased() == current ? "*" : " ") \(id)\t\(s["messageText"]?.stringValue ?? "")\(flags.isEmpty ? "" : "\t[" + flags.joined(separator: ",") + "]")")
+        }
+    }
+}
+
+struct SetStatus: BridgeCommand {
+    static let configuration = CommandConfiguration(commandName: "set-status", abstract: "Set the agent's status (one of `statuses`; any case).")
+    @OptionGroup var options: BusOptions
+    @Argument(help: "The status id.") var id: String
+    @Option(help: "Notes to go with it.") var notes: String?
+    @Option(help: "Forward number (forward statuses).") var forwardNumber: String?
+    func run(_ client: BridgeClient) async throws {
+        var opts: [(String, DBusValue)] = []
+        if let notes { opts.append(("notes", .string(notes))) }
+        if let forwardNumber { opts.append(("forwardNumber", .string(forwardNumber))) }
+        _ = try await client.call(BridgeNames.status, "SetStatus", [.string(id), .vardict(opts)])
+        print("status set")
     }
 }

@@ -18,8 +18,14 @@ struct IcwsSim: AsyncParsableCommand {
             queues: only the session user's own, queueType 1), the interaction actions POST \
             /icws/{id}/interactions/{iid}/{pickup|disconnect|hold|mute|send-digits|blind-transfer|\
             send-to-voicemail}, POST /icws/{id}/interactions (createCallParameters: an outbound call, \
-            proceeding then connected), and /icws/{id}/messaging/messages as server-sent events \
-            (messaging >= 2) or short polling.
+            proceeding then connected), agent status (GET/PUT /icws/{id}/status/user-statuses/{user}: \
+            the PUT answers 202 {"requestId"} and about 100 ms later applies the change and sends \
+            asyncOperationCompletedMessage; GET /icws/{id}/status/status-messages and \
+            status-messages-user-access/{user}; the subscriptions status/user-statuses {"userIds"}, \
+            status/status-messages and status/status-messages-user-access {"userIds"}; catalogue: \
+            Available, "Available, No ACD", At Lunch, Do Not Disturb, Follow Up, "ACD - Agent Not \
+            Answering" (not selectable), Gone Home (not in the users' access lists)), and \
+            /icws/{id}/messaging/messages as server-sent events (messaging >= 2) or short polling.
 
             Every message carries "simSequence", a number that grows by one per message.
 
@@ -39,13 +45,31 @@ struct IcwsSim: AsyncParsableCommand {
                 queueSnapshotMissing  the next queue snapshot leaves out its first interaction
                 queueFaulted          every queue subscription gets state 3 (Faulted) and stops
                 queueOddValues        queue an interactionsChanged with non-string attribute values
-                clear       remove standing faults (unavailable, restart, stall, queueSnapshotMissing)
+                status-completion-error  the next status PUT gets 202, then a completion with
+                                      "error" {"errorId": "error.status.sim"}; the status stays
+                status-no-completion  the next status PUT gets 202 and nothing more; the status stays
+                status-immediate      the next status PUT gets 200 without a requestId, applied at once
+                subscription-faulted  {"subscription": "status/user-statuses"}  every session with that
+                                      subscription (path after messaging/subscriptions/, e.g.
+                                      connection/station, interaction-alerting, configuration/users/ID,
+                                      status/status-messages, queues/ID; "queues" alone: all) gets a
+                                      subscriptionStateMessage (queues: queueSubscriptionStateMessage)
+                                      with state 3 and loses the subscription
+                silent      every stream open now sends nothing (no events, no :ping) and stays open
+                            until clear; its messages wait for the session's next stream
+                clear       remove standing faults (unavailable, restart, stall, silent,
+                            queueSnapshotMissing, the status-* faults)
               POST /sim/alert {"name": "...", "address": "..."}   a call starts alerting
               POST /sim/stop-alert {"interactionId": "..."}       it stops (default: oldest)
               POST /sim/call {"user": "agent", "name": "...", "address": "..."}
                                                                   an inbound call alerts on the user's queue
               POST /sim/hangup {"interactionId": "..."}           its remote party hangs up
               POST /sim/user {"id": "user0001", "property": "statusText", "value": "Lunch"}
+              POST /sim/status {"user": "agent", "statusId": "Follow Up", "notes": "..."}
+                                                                  the server changes a user's status
+              POST /sim/status-access {"user": "agent", "statusIds": ["Available", ...]}
+                                                                  replace the statuses a user may select
+              POST /sim/effective-station {"user": "agent"}       send effectiveStationChangeMessage
               POST /sim/emit {any ICWS message}                   queue it to every session
               POST /sim/traffic {"count": N}                      N random traffic events
               GET  /sim/state                                     sessions, subscriptions, counters

@@ -83,6 +83,41 @@ import TestSupport
         await rig.stop()
     }
 
+    /// Each attribute the properties come from emits its property's
+    /// PropertiesChanged (with the value) when a delta changes it.
+    @Test func everyAttributeChangeEmitsItsProperty() async throws {
+        let (rig, recorder) = try await startRig()
+        let id = rig.sim.startCall()
+        let path = try #require(BridgeNames.interactionPath(id))
+        try await eventually("object") { recorder.members("InterfacesAdded").contains { $0.arguments.first?.stringValue == path } }
+        rig.sim.emit([
+            "__type": .string(ICWSMessage.TypeURN.queueContents), "isDelta": true, "subscriptionId": "icws-bridge-my-interactions",
+            "interactionsChanged": [[
+                "interactionId": .string(id),
+                "attributes": [
+                    "Eic_State": "H", "Eic_ObjectType": "Chat", "Eic_CallDirection": "O", "Eic_RemoteName": "Changed Name",
+                    "Eic_RemoteAddress": "+19999", "Eic_Muted": "1", "Eic_Capabilities": "7", "Eic_ConferenceId": "conf-1",
+                    "Eic_InitiationTime": "20250101T000000Z", "Extra": "x",
+                ],
+            ]],
+        ])
+        let expected: [String: DBusValue] = [
+            "State": .uint32(4), "StateCode": .string("H"), "Type": .string("Chat"), "Direction": .uint32(2), "RemoteName": .string("Changed Name"),
+            "RemoteAddress": .string("+19999"), "Muted": .bool(true), "Capabilities": .uint32(7), "ConferenceId": .string("conf-1"),
+            "InitiationTime": .string("20250101T000000Z"),
+        ]
+        try await eventually("PropertiesChanged") {
+            recorder.members("PropertiesChanged").contains { $0.path == path && $0.arguments[1]["RemoteName"] == .string("Changed Name") }
+        }
+        let change = try #require(recorder.members("PropertiesChanged").last { $0.path == path && $0.arguments[1]["RemoteName"] != nil })
+        #expect(change.arguments[0] == .string(BridgeNames.interaction))
+        for (name, value) in expected { #expect(change.arguments[1][name] == value, "\(name): \(String(describing: change.arguments[1][name]))") }
+        #expect(change.arguments[1]["Attributes"]?["Extra"] == .string("x"))
+        #expect(change.arguments[1]["Id"] == nil, "only what changed")
+        recorder.close()
+        await rig.stop()
+    }
+
     /// Arguments are checked before anything reaches the server; ICWS errors
     /// map as the contract says (404 → NoSuchInteraction).
     @Test func argumentsAreCheckedAndErrorsMapped() async throws {

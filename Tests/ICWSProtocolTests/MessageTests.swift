@@ -50,9 +50,10 @@ import Testing
     }
 
     @Test func unknownTypePassesThroughRaw() throws {
-        let m = try decode(#"{"__type":"urn:inin.com:status:userStatusMessage","isDelta":true,"userStatusList":[]}"#)
+        // (userStatusMessage, the type this test used, is known since contract v1.1.)
+        let m = try decode(#"{"__type":"urn:inin.com:example:notKnownMessage","isDelta":true,"userStatusList":[]}"#)
         guard case .unknown(let type, let raw) = m else { Issue.record("wrong kind"); return }
-        #expect(type == "urn:inin.com:status:userStatusMessage")
+        #expect(type == "urn:inin.com:example:notKnownMessage")
         #expect(raw["userStatusList"] == .array([]))
     }
 

@@ -216,7 +216,7 @@ import TestSupport
         let id = sim.startAlerting()
         try await eventually("later message") { alertingIds(h.log).contains(id) }
         #expect(h.log.malformed.count == 2)
-        #expect(h.log.messages.contains { if case .unknown(let t, _) = $0 { t == "urn:inin.com:status:userStatusMessage" } else { false } })
+        #expect(h.log.messages.contains { if case .unknown(let t, _) = $0 { t == "urn:inin.com:example:notKnownMessage" } else { false } })
         #expect(h.log.messages.contains { if case .users(let u) = $0 { (u.changed.first?.properties.first?.1.stringValue?.count ?? 0) > 8_000_000 } else { false } })
         #expect(sim.loginCount == 1)
         await h.stop()

@@ -15,7 +15,7 @@ import Testing
             if walk.failure != nil { return }
         }
         // The walks reach what the invariants are about.
-        #expect(seen.sessions > 10_000 && seen.restores > 2_000 && seen.staleEvents > 10_000, "\(seen)")
+        #expect(seen.sessions > 10_000 && seen.restores > 1_000 && seen.staleEvents > 10_000, "\(seen)")
         #expect(seen.commandsAnswered > 10_000 && seen.disconnects > 2_000 && seen.resumes > 300, "\(seen)")
     }
 
@@ -121,6 +121,8 @@ struct Walk {
     var shutDown = false
     var allowShutdown = true
     var restores = 0
+    var refreshes = 0
+    var pendingFetches: [SessionMachine.Epoch] = []
     var staleEvents = 0
     var resumes = 0
 
@@ -203,6 +205,7 @@ struct Walk {
             openStreams[e] = nil
             pendingChecks.removeAll { $0.0 == e }
             pendingSubscriptions.removeAll { $0.0 == e }
+            pendingFetches.removeAll { $0 == e }
             endedEpochs.append(e)
         case .publish: break
         case .replyStation(let t, let result):
@@ -224,6 +227,12 @@ struct Walk {
             check(!message.contains("pw"), "a secret in a log line")
         case .finished:
             finished = true
+        case .refreshConnections:
+            refreshes += 1
+        case .fetchStation(let e, _):
+            check(e == machine.current?.epoch, "a station read for a session that is not live")
+            pendingFetches.append(e)
+            liveWork.insert(e)
         }
     }
 
@@ -352,6 +361,9 @@ struct Walk {
             .sessionChecked(e, .success(.init(state: .down, reason: "old", shouldReconnect: false))),
             .sessionChecked(e, .failure(gone)),
             .subscriptionAnswered(e, unit: 0, .failure(gone)), .requestFailed(e, gone),
+            .stationFetched(e, .success(StationInformation())), .stationFetched(e, .failure(gone)),
+            .message(e, .success(.subscriptionState(SubscriptionStateMessage(isDelta: true, subscriptionId: "connection/station", state: .faulted)))),
+            .message(e, .success(.effectiveStationChange(EffectiveStationChangeMessage(stationId: nil)))),
         ]
     }
 
@@ -379,6 +391,11 @@ struct Walk {
         case 0: return .connectionStateChange(.init(isDelta: true, previousConnectionState: .up, newConnectionState: .down, reason: "bye", shouldReconnect: rng.below(3) != 0))
         case 1: return .stationConnectionStateChange(.init(isDelta: rng.below(2) == 0, newStationInfo: StationInformation()))
         case 2: return .connectionStateChange(.init(isDelta: true, previousConnectionState: .up, newConnectionState: .unknown(9), reason: "?"))
+        case 3:
+            let state: SubscriptionState = [.normal, .suspended, .faulted, .unknown(7)][rng.below(4)]
+            let id = ["connection/station", "interaction-alerting", "nothing-known", ""][rng.below(4)]
+            return .subscriptionState(SubscriptionStateMessage(isDelta: true, subscriptionId: id, state: state))
+        case 4: return .effectiveStationChange(EffectiveStationChangeMessage(stationId: rng.below(2) == 0 ? nil : "7001"))
         default: return .interactionAlerting(.init(isDelta: true, details: [InteractionAlertDetail(interactionId: "\(rng.below(100))")]))
         }
     }
@@ -511,6 +528,13 @@ struct Walk {
             guard let live = machine.current else { return }
             let error = randomRequestError()
             send(.requestFailed(live.epoch, error), error: error, epoch: live.epoch)
+        case 95..<97:
+            // A wake-up (suspend or network change) in any phase.
+            send(.wake)
+        case 97:
+            guard let e = pendingFetches.first else { return }
+            pendingFetches.removeFirst()
+            send(.stationFetched(e, rng.below(2) == 0 ? .success(StationInformation()) : .failure(randomRequestError())))
         case 94:
             if allowShutdown, rng.below(20) == 0 {
                 shutDown = true
