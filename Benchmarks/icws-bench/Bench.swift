@@ -195,6 +195,16 @@ struct Bench {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
 
+        // A private system bus with python-dbusmock's logind, for the wake-up rounds.
+        let systemBus = try PrivateBus(includeShippedPolicy: false)
+        let logind = try ChildProcess(
+            ["/usr/bin/python3", "-m", "dbusmock", "--system", "--template", "logind"],
+            environment: ProcessInfo.processInfo.environment.merging(["DBUS_SYSTEM_BUS_ADDRESS": systemBus.address]) { $1 })
+        defer {
+            logind.killNow()
+            systemBus.stop()
+        }
+
         func startDaemon(messaging: String, sim: ICWSSimulator, watchdogUsec: Int? = nil) async throws -> (ChildProcess, NotifyListener, Double) {
             let config = dir.appendingPathComponent("bench-\(messaging).conf").path
             try """
@@ -214,6 +224,7 @@ struct Bench {
             var env = ProcessInfo.processInfo.environment
             env["NOTIFY_SOCKET"] = notify.path
             env["ICWS_PASSWORD"] = "secret"
+            env["DBUS_SYSTEM_BUS_ADDRESS"] = systemBus.address
             if let watchdogUsec { env["WATCHDOG_USEC"] = String(watchdogUsec) } else { env.removeValue(forKey: "WATCHDOG_USEC") }
             let t0 = ContinuousClock.now
             let p = try ChildProcess([daemonPath, "--config", config, "--bus", bus.address, "--log-level", "error"], environment: env, stderrPath: dir.appendingPathComponent("daemon.log").path)
@@ -473,6 +484,51 @@ struct Bench {
             "interactionsRemoved": .array((0..<1000).map { .string("bulk-\($0)") } + ["bench-1"]),
         ])
         watcher.close()
+
+        // Waking up: the stream dies silently (a suspended laptop), a call rings,
+        // then logind says the machine resumed.
+        let wakeRounds = quick ? 3 : 10
+        print("\n== Waking up (the stream goes silent, a call rings, logind PrepareForSleep(false); \(wakeRounds) rounds)")
+        var wakeMs: [Double] = []
+        for _ in 0..<wakeRounds {
+            collector.reset()
+            sim.inject(.silentStreams)
+            try await Task.sleep(for: .milliseconds(300))
+            let rang = sim.startAlerting()
+            try await Task.sleep(for: .milliseconds(300))
+            let t0 = ContinuousClock.now
+            _ = try await runCommand([
+                "gdbus", "call", "--address", systemBus.address, "--dest", "org.freedesktop.login1", "--object-path", "/org/freedesktop/login1",
+                "--method", "org.freedesktop.DBus.Mock.EmitSignal", "org.freedesktop.login1.Manager", "PrepareForSleep", "b", "[<false>]",
+            ])
+            var back: Double = .nan
+            for _ in 0..<5000 {
+                let alerting = try await client.call(
+                    destination: BridgeNames.busName, path: BridgeNames.objectPath, interface: "org.freedesktop.DBus.Properties", member: "Get",
+                    arguments: [.string(BridgeNames.interactions), .string("Alerting")])
+                if "\(alerting)".contains(rang) {
+                    back = (ContinuousClock.now - t0).seconds * 1000
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            wakeMs.append(back)
+            sim.inject(.clear)
+            sim.stopAlerting(rang)
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        let ws = wakeMs.sorted()
+        print("  wake-up → live stream again (the call that rang meanwhile in Alerting): median \(ms(ws[ws.count / 2])), max \(ms(ws.last ?? .nan)); rounds: \(wakeMs.map { String(format: "%.0f", $0) }.joined(separator: ", ")) ms (stall-timeout would take 90 s)")
+        var setMs: [Double] = []
+        for i in 0..<10 {
+            let t0 = ContinuousClock.now
+            _ = try? await client.call(
+                destination: BridgeNames.busName, path: BridgeNames.objectPath, interface: BridgeNames.status, member: "SetStatus",
+                arguments: [.string(i % 2 == 0 ? "do not disturb" : "available"), .vardict([])])
+            setMs.append((ContinuousClock.now - t0).seconds * 1000)
+        }
+        let ss = setMs.sorted()
+        print("  SetStatus → reply (202, then the completion message; icws-sim completes after 100 ms): median \(ms(ss[ss.count / 2])), max \(ms(ss.last ?? .nan))")
 
         // Each round: the server forgets every session and refuses logins with 503
         // for 2 s. "wait" is server back → the login that succeeds arrives (the

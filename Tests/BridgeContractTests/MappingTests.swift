@@ -121,7 +121,7 @@ import TestSupport
     @Test func embeddedInterfaceXMLMatchesTheShippedFiles() throws {
         let dir = repositoryRoot.appendingPathComponent("dbus/interfaces")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".xml") }.sorted()
-        #expect(files.count == 5)
+        #expect(files.count == 6)
         #expect(InterfaceXML.files.map { $0.name + ".xml" } == files)
         for (name, xml) in InterfaceXML.files {
             let shipped = try String(contentsOf: dir.appendingPathComponent(name + ".xml"), encoding: .utf8)
@@ -129,7 +129,10 @@ import TestSupport
         }
         let interfaces = try BridgeNames.interfaces()
         #expect(
-            interfaces.map(\.name) == [BridgeNames.interactions, BridgeNames.session, BridgeNames.station, BridgeNames.users, BridgeNames.objectManager])
+            interfaces.map(\.name) == [
+                BridgeNames.interactions, BridgeNames.session, BridgeNames.station, BridgeNames.status, BridgeNames.users, BridgeNames.objectManager,
+            ])
+        #expect(interfaces.first { $0.name == BridgeNames.status }?.method("SetStatus")?.inSignature == "sa{sv}")
         #expect(try BridgeNames.interactionInterfaces().map(\.name) == [BridgeNames.interaction])
         #expect(interfaces.first { $0.name == BridgeNames.interactions }?.method("Dial")?.outSignature == "o")
         #expect(interfaces.first { $0.name == BridgeNames.station }?.method("GetSipCredentials")?.outSignature == "sss")
