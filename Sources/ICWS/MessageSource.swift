@@ -26,7 +26,11 @@ struct MessageSource: Sendable {
         let first = LockedValue(true)
         do throws(ICWSError) {
             try await client.streamEvents(s, stallTimeout: stallTimeout, maxEventBytes: maxEventBytes) { output in
-                if first.update({ f in defer { f = false }; return f }) { await opened() }
+                if first.update({ f in defer { f = false }; return f }) {
+                    // The stream's connection exists now: keep-alive on it.
+                    TCPKeepAlive.enableOnOpenSockets()
+                    await opened()
+                }
                 guard case .event(let event) = output else { return }
                 do throws(MessageDecodeError) {
                     await deliver(.success(try ICWSMessage.decode(text: event.data)))
