@@ -94,3 +94,18 @@ import TestSupport
         }
     }
 }
+
+@Suite struct StatusLineTests {
+    /// STATUS= names a subscription that is not normal.
+    @Test func aSubscriptionThatIsNotNormalIsNamed() {
+        var s = SessionStatus()
+        s.state = .connected
+        s.server = "https://cic"
+        s.userId = "agent"
+        s.subscriptions = ["alerting": 3, "users": 2, "station": 1]
+        let line = statusLine(s, StationStatus())
+        #expect(line.contains("subscription alerting faulted, users suspended"), "\(line)")
+        s.subscriptions = ["alerting": 1]
+        #expect(!statusLine(s, StationStatus()).contains("subscription"))
+    }
+}

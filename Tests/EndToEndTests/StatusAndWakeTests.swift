@@ -170,6 +170,49 @@ import TestSupport
         await rig.stop()
     }
 
+    /// effectiveStationChangeMessage: the station is read anew and its
+    /// properties refreshed; a change to none disconnects it.
+    @Test func anEffectiveStationChangeRefreshesTheStation() async throws {
+        let rig = try await DaemonRig.start()
+        try await eventually("connected") { try await rig.property(BridgeNames.session, "State") == "u 2" }
+        let connect = try await rig.bus.busctl(["call", BridgeNames.busName, BridgeNames.objectPath, BridgeNames.station, "Connect", "a{sv}", "2", "type", "s", "workstation", "workstation", "s", "7002"])
+        #expect(connect.status == 0, "\(connect.stderr)")
+        let before = rig.sim.requests.filter { $0.method == "GET" && $0.path.hasSuffix("/connection/station") }.count
+        rig.sim.changeEffectiveStation()
+        try await eventually("station read anew") {
+            rig.sim.requests.filter { $0.method == "GET" && $0.path.hasSuffix("/connection/station") }.count > before
+        }
+        try await eventually("Info") { try await rig.property(BridgeNames.station, "Info").contains("7002") }
+        #expect(try await rig.property(BridgeNames.station, "Connected") == "b true")
+        await rig.stop()
+    }
+
+    /// Where neither logind nor NetworkManager can be asked (no system bus),
+    /// an rtnetlink address change wakes the daemon.
+    @Test func anAddressChangeWakesTheDaemonWithoutASystemBus() async throws {
+        try #require(isRoot, "adding an address to lo needs root")
+        let rig = try await DaemonRig.start(environment: ["DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/bus"])
+        try await eventually("connected") { try await rig.property(BridgeNames.session, "State") == "u 2" }
+        try await eventually("stream open") { rig.sim.openStreamCount == 1 }
+        let recorder = try await SignalRecorder(address: rig.bus.address)
+        rig.sim.inject(.silentStreams)
+        let id = rig.sim.startAlerting()
+        try await Task.sleep(for: .milliseconds(300))
+        let address = "127.0.0.77/32"
+        let add = try await runCommand(["ip", "address", "add", address, "dev", "lo"])
+        try #require(add.status == 0, "cannot change an address here: \(add.stderr)")
+        defer { Task { _ = try? await runCommand(["ip", "address", "del", address, "dev", "lo"]) } }
+        let woke = ContinuousClock.now
+        try await eventually("ringing again", timeout: .seconds(5)) {
+            recorder.members("InteractionAlerting").contains { s in (s.arguments.first?.arrayElements ?? []).contains { $0["interactionId"] == .string(id) } }
+        }
+        #expect(ContinuousClock.now - woke < .seconds(2), "the stall-timeout (3 s) did not do it")
+        #expect(rig.log.contains("the network changed"))
+        recorder.close()
+        rig.sim.inject(.clear)
+        await rig.stop()
+    }
+
     /// Without a system bus the daemon says so once, at info, and runs on.
     @Test func noSystemBusIsSaidOnceNotAnError() async throws {
         let rig = try await DaemonRig.start(environment: ["DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/bus"])
