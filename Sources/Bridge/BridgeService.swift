@@ -141,6 +141,8 @@ public final class BridgeService: Sendable {
             switch event {
             case .state(let s, let st):
                 status.setUser(s.userId)
+                // Stopped (not reconnecting): the calls of the ended session are gone.
+                if s.state == .stopped, interactions.count > 0 { try interactions.removeAll() }
                 // Only what changed goes out (`setProperties` compares with what the bus has).
                 try object.setProperties(
                     sessionProperties(s) + [

@@ -80,6 +80,12 @@ final class InteractionObjects: Sendable {
         .dict(key: "s", value: "a{sv}", [.init(.string(BridgeNames.interaction), .vardict(o.propertyValues(BridgeNames.interaction)))])
     }
 
+    /// The session stopped (logged out, credentials refused): no call is known
+    /// any more. A new session's snapshot brings the set back.
+    func removeAll() throws(BusError) {
+        try apply(QueueContentsMessage(isDelta: false, subscriptionId: SubscriptionUnit.myInteractions))
+    }
+
     /// `GetManagedObjects`: every interaction object with its properties.
     func managedObjects() -> DBusValue {
         let objects = state.withLock { s in s.cache.entries.compactMap { s.objects[$0.id] } }

@@ -111,7 +111,9 @@ final class StatusService: Sendable {
         let result: Result<Void, BusError> = await withCheckedContinuation { c in
             let early = state.withLock { s -> (String, String?)? in
                 if let i = s.early.firstIndex(where: { $0.0 == requestId }) { return s.early.remove(at: i) }
-                s.waiting[requestId] = c
+                // A server that repeats a requestId: the earlier call is not left hanging.
+                s.waiting.updateValue(c, forKey: requestId)?.resume(
+                    returning: .failure(BusError(name: BridgeNames.errorPrefix + "ServerError", message: "the ICWS server reused a requestId")))
                 return nil
             }
             if let early {

@@ -559,24 +559,23 @@ public final class BusConnection: Sendable {
         return m
     }
 
-    /// Sends a signal from the calling thread; the signals of one thread keep
-    /// the order in which they were emitted.
+    /// Sends a signal; signals keep the order in which they were emitted.
     ///
-    /// libdbus is thread-safe: `dbus_connection_send` queues the message and
-    /// writes what the socket takes at once, and a write that would block is
-    /// finished by the bus thread (woken by the watch toggle). Sending here
-    /// rather than handing each signal to the bus thread saves a wake-up and two
-    /// thread switches per signal. The lock keeps the connection from being
-    /// closed under a send.
+    /// The message is built on the calling thread and sent by the bus thread
+    /// (woken only when its queue was empty). Sending from the calling thread
+    /// would save that hand-off, but a write error there makes libdbus remove
+    /// its watches from that thread while the bus thread may be using them.
     public func emitSignal(path: String, interface: String, member: String, arguments: [DBusValue]) throws(BusError) {
         let m = try Self.makeSignal(path: path, interface: interface, member: member, arguments: arguments)
-        defer { dbus_message_unref(m) }
-        let conn = raw.pointer
-        let sent = shared.withLock { s -> Bool in
-            guard !s.closing, !s.closed else { return false }
-            return dbus_connection_send(conn, m, nil) != 0
+        let ref = MessageRef(pointer: m)
+        let accepted = submit { conn in
+            dbus_connection_send(conn, ref.pointer, nil)
+            dbus_message_unref(ref.pointer)
         }
-        if !sent { throw .disconnected("the bus connection is closed") }
+        if !accepted {
+            dbus_message_unref(m)
+            throw .disconnected("the bus connection is closed")
+        }
     }
 
     // MARK: Client side

@@ -21,7 +21,15 @@ struct WakeWatcher: Service {
     /// NM_STATE_CONNECTED_GLOBAL.
     static let connectedGlobal: UInt32 = 70
 
+    /// Watches until the daemon stops. When there is nothing left to watch
+    /// (no system bus and no rtnetlink), it waits for the stop: a service of
+    /// the group that returns would stop the whole daemon.
     func run() async throws {
+        try? await watch()
+        try await gracefulShutdown()
+    }
+
+    private func watch() async throws {
         let system: BusConnection
         do {
             system = try await BusConnection.connect(.system, logger: logger)
@@ -124,11 +132,33 @@ final class NetlinkReader: @unchecked Sendable {
             while true {
                 let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 if n < 0 && errno == EINTR { continue }
+                // The kernel dropped messages for us: changes all the same.
+                if n < 0 && errno == ENOBUFS {
+                    changes.yield()
+                    continue
+                }
                 if n <= 0 { break }
-                changes.yield()
+                if buffer.withUnsafeBytes({ Self.connects(UnsafeRawBufferPointer(rebasing: $0.prefix(n))) }) { changes.yield() }
             }
             changes.finish()
         }
+    }
+
+    /// True when the messages hold a change that can bring the network back:
+    /// a new address, or a new default route. Deletions, other routes and the
+    /// host's routine churn are not wake-ups.
+    static func connects(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset + 16 <= bytes.count {
+            let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            let type = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
+            guard length >= 16, offset + length <= bytes.count else { return false }
+            if type == UInt16(RTM_NEWADDR) { return true }
+            // rtmsg: family, then the destination's prefix length (0: the default route).
+            if type == UInt16(RTM_NEWROUTE), length >= 18, bytes[offset + 17] == 0 { return true }
+            offset += (length + 3) & ~3
+        }
+        return false
     }
 
     /// Asks the thread's `recv` to end. The socket is not closed under it (a

@@ -30,6 +30,7 @@ import TestSupport
         #expect(selectable.stdout.contains("Do Not Disturb") && !selectable.stdout.contains("Gone Home"), "access list applied: \(selectable.stdout.prefix(300))")
         #expect(!selectable.stdout.contains("ACD - Agent Not Answering"), "not selectable statuses are left out")
         // Case-insensitive, sent in the server's spelling; the reply comes after the completion.
+        try await eventually("selectable") { try await status(rig, "Selectable").contains("Do Not Disturb") }
         let set = try await gdbus(rig, "\(BridgeNames.status).SetStatus", ["'do not disturb'", "{'notes': <'in a meeting'>}"])
         #expect(set.status == 0, "\(set.stderr)")
         #expect(rig.sim.userStatus() == "Do Not Disturb", "the server has it when the call returns")
@@ -199,15 +200,17 @@ import TestSupport
         let id = rig.sim.startAlerting()
         try await Task.sleep(for: .milliseconds(300))
         let address = "127.0.0.77/32"
+        _ = try? await runCommand(["ip", "address", "del", address, "dev", "lo"])
+        try await Task.sleep(for: .milliseconds(2200))
         let add = try await runCommand(["ip", "address", "add", address, "dev", "lo"])
         try #require(add.status == 0, "cannot change an address here: \(add.stderr)")
-        defer { Task { _ = try? await runCommand(["ip", "address", "del", address, "dev", "lo"]) } }
         let woke = ContinuousClock.now
         try await eventually("ringing again", timeout: .seconds(5)) {
             recorder.members("InteractionAlerting").contains { s in (s.arguments.first?.arrayElements ?? []).contains { $0["interactionId"] == .string(id) } }
         }
         #expect(ContinuousClock.now - woke < .seconds(2), "the stall-timeout (3 s) did not do it")
         #expect(rig.log.contains("the network changed"))
+        _ = try? await runCommand(["ip", "address", "del", address, "dev", "lo"])
         recorder.close()
         rig.sim.inject(.clear)
         await rig.stop()

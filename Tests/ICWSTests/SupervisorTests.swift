@@ -274,6 +274,8 @@ import TestSupport
         let sim = try await startSimulator()
         let h = try SupervisorHarness.start(sim: sim)
         try await h.waitForState(.connected)
+        // The first users subscription is made (its snapshot came) before the reload.
+        try await eventually("users subscribed") { h.log.messages.contains { if case .users = $0 { true } else { false } } }
         var config = SupervisorConfiguration(servers: [ServerURL(string: "http://127.0.0.1:\(sim.port)")!], userId: "agent", password: Secret("secret"))
         config.subscriptions = SubscriptionSettings(alertingAttributeNames: ["Eic_CallId"], users: UsersSubscription(subscriptionId: "other", configurationIds: ["user0001"], properties: ["extension"]))
         config.stallTimeout = .seconds(2)
