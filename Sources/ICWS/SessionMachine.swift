@@ -198,6 +198,8 @@ public struct SessionMachine: Sendable {
     private var stationQueue: [StationOp] = []
     private var stationBusy: StationOp?
     private var out: [Action] = []
+    /// When the last wake-up acted.
+    private var lastWake: Duration?
     /// The time of the event being handled, and its random draw.
     private var now: Duration = .zero
     private var draw: Double = 0
@@ -352,8 +354,11 @@ public struct SessionMachine: Sendable {
     /// After a suspend or a network change: fresh connections, the session
     /// checked at once and the stream reopened, or the next attempt now.
     private mutating func wake() {
+        // A storm of network changes is one wake-up.
+        if let last = lastWake, now - last < .seconds(2) { return }
         switch phase {
         case .live(var l):
+            lastWake = now
             log(.info, "woke up (suspend or network change): checking the session on a fresh connection", [:])
             out.append(.refreshConnections)
             l.reopenAtOnce = true
@@ -369,11 +374,12 @@ public struct SessionMachine: Sendable {
                 phase = .live(l)
             }
         case .waiting(let t):
+            lastWake = now
             log(.info, "woke up (suspend or network change): trying again now", [:])
+            // The outage goes on (the backoff keeps its age); only this wait is cut short.
             out.append(.cancelTimer(t))
             out.append(.refreshConnections)
             status.retryIn = nil
-            retry.reset()
             attempt()
         default:
             return
@@ -592,8 +598,12 @@ public struct SessionMachine: Sendable {
     }
 
     private mutating func resumeAnswered(_ t: Ticket, _ result: Result<ConnectionCheck, ICWSError>) {
-        guard case .resuming(let current) = phase, current == t, let old = resumable else { return }
+        guard case .resuming(let current) = phase, current == t else { return }
         if !pendingDisconnects.isEmpty {
+            guard let old = resumable else {
+                completeDisconnects()
+                return stop()
+            }
             resumable = nil
             let lt = ticket()
             phase = .loggingOut(lt, then: .stop)
@@ -604,6 +614,8 @@ public struct SessionMachine: Sendable {
             discardResumable()
             return attempt()
         }
+        // A reload dropped the cut-off session meanwhile: log in.
+        guard let old = resumable else { return loginRound() }
         switch result {
         case .success(let check) where check.state == .up:
             resumable = nil

@@ -48,6 +48,34 @@ import Testing
         #expect(w.machine.current?.epoch == second.epoch)
     }
 
+    /// A reload while a cut-off session is being asked for does not leave the
+    /// machine waiting for an answer it no longer acts on (found in review).
+    @Test func aReloadDuringAResumeCheckLogsIn() throws {
+        var w = Walk(seed: 13)
+        w.send(.start)
+        w.answerLogin(success: true)
+        let live = try #require(w.machine.current)
+        // The network cuts the session off: it is kept to be resumed.
+        w.send(.requestFailed(live.epoch, ICWSError(kind: .transport, message: "unreachable")))
+        #expect(w.machine.resumable != nil)
+        w.fireTimers()
+        let check = try #require(w.pendingResume.first)
+        w.pendingResume.removeAll()
+        // A reload with another server while the check is under way.
+        var c = w.machine.configuration
+        c.servers = [Walk.servers[1]]
+        w.send(.configure(c))
+        w.send(.resumeAnswered(check.0, .failure(ICWSError(kind: .transport, message: "still unreachable"))))
+        #expect(!w.pendingLogins.isEmpty, "a login follows")
+        w.answerLogin(success: true)
+        #expect(w.machine.current != nil)
+        let t = w.machine.ticket()
+        w.disconnects.insert(t)
+        w.send(.disconnect(t))
+        w.answerAllLogouts()
+        #expect(w.completedDisconnects.contains(t), "a disconnect is answered")
+    }
+
     @Test func theRestoreAppliesTheNewestCommandAndComesAfterOneUnderWay() throws {
         var w = Walk(seed: 11)
         w.send(.start)
