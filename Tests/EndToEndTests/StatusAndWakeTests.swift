@@ -151,26 +151,6 @@ import TestSupport
         await rig.stop()
     }
 
-    /// TCP keep-alive on the stream's connection (the second guard): the
-    /// kernel shows its keep-alive timer in /proc/net/tcp (`tr` 2).
-    @Test func theStreamsConnectionHasTCPKeepAlive() async throws {
-        let rig = try await DaemonRig.start()
-        try await eventually("stream open") { rig.sim.openStreamCount == 1 }
-        let port = String(format: "%04X", rig.sim.port)
-        try await eventually("keep-alive timer") {
-            for table in ["tcp", "tcp6"] {
-                let text = (try? String(contentsOfFile: "/proc/\(rig.daemon.pid)/net/\(table)", encoding: .utf8)) ?? ""
-                for line in text.split(separator: "\n").dropFirst() {
-                    let f = line.split(separator: " ", omittingEmptySubsequences: true)
-                    guard f.count > 5, f[2].hasSuffix(":" + port), f[3] == "01" else { continue }
-                    if f[5].hasPrefix("02:") { return true }
-                }
-            }
-            return false
-        }
-        await rig.stop()
-    }
-
     /// effectiveStationChangeMessage: the station is read anew and its
     /// properties refreshed; a change to none disconnects it.
     @Test func anEffectiveStationChangeRefreshesTheStation() async throws {
