@@ -198,8 +198,6 @@ public struct SessionMachine: Sendable {
     private var stationQueue: [StationOp] = []
     private var stationBusy: StationOp?
     private var out: [Action] = []
-    /// When the last wake-up acted.
-    private var lastWake: Duration?
     /// The time of the event being handled, and its random draw.
     private var now: Duration = .zero
     private var draw: Double = 0
@@ -354,11 +352,9 @@ public struct SessionMachine: Sendable {
     /// After a suspend or a network change: fresh connections, the session
     /// checked at once and the stream reopened, or the next attempt now.
     private mutating func wake() {
-        // A storm of network changes is one wake-up.
-        if let last = lastWake, now - last < .seconds(2) { return }
+        // (A burst of network changes is folded into one wake-up by the watcher.)
         switch phase {
         case .live(var l):
-            lastWake = now
             log(.info, "woke up (suspend or network change): checking the session on a fresh connection", [:])
             out.append(.refreshConnections)
             l.reopenAtOnce = true
@@ -374,7 +370,6 @@ public struct SessionMachine: Sendable {
                 phase = .live(l)
             }
         case .waiting(let t):
-            lastWake = now
             log(.info, "woke up (suspend or network change): trying again now", [:])
             // The outage goes on (the backoff keeps its age); only this wait is cut short.
             out.append(.cancelTimer(t))
