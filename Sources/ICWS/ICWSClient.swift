@@ -341,35 +341,6 @@ public final class ICWSClient: Sendable {
         } catch { throw ICWSError(kind: .invalidResponse, message: error.description) }
     }
 
-    public func subscribeStation(_ session: ICWSSession) async throws(ICWSError) {
-        try await call(session, .PUT, "/messaging/subscriptions/connection/station", accept: [200, 201, 204])
-    }
-
-    public func unsubscribeStation(_ session: ICWSSession) async throws(ICWSError) {
-        try await call(session, .DELETE, "/messaging/subscriptions/connection/station", accept: [200, 204, 404])
-    }
-
-    public func subscribeAlerting(_ session: ICWSSession, attributeNames: [String]) async throws(ICWSError) {
-        let body: JSONValue = .object([("attributeNames", .array(attributeNames.map { .string($0) }))])
-        try await call(session, .PUT, "/messaging/subscriptions/interaction-alerting", body: body, accept: [200, 201, 204])
-    }
-
-    public func unsubscribeAlerting(_ session: ICWSSession) async throws(ICWSError) {
-        try await call(session, .DELETE, "/messaging/subscriptions/interaction-alerting", accept: [200, 204, 404])
-    }
-
-    public func subscribeUsers(_ session: ICWSSession, _ sub: UsersSubscription) async throws(ICWSError) {
-        try await call(
-            session, .PUT, "/messaging/subscriptions/configuration/users/\(Self.pathComponent(sub.subscriptionId))",
-            body: sub.json, accept: [200, 201, 204])
-    }
-
-    public func unsubscribeUsers(_ session: ICWSSession, subscriptionId: String) async throws(ICWSError) {
-        try await call(
-            session, .DELETE, "/messaging/subscriptions/configuration/users/\(Self.pathComponent(subscriptionId))",
-            accept: [200, 204, 404])
-    }
-
     /// `s` percent-encoded for one path segment (unreserved characters stay).
     public static func pathComponent(_ s: String) -> String {
         var out = ""

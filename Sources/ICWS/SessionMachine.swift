@@ -217,8 +217,6 @@ public struct SessionMachine: Sendable {
         return nil
     }
 
-    public var isFinished: Bool { if case .finished = phase { true } else { false } }
-
     /// A fresh ticket for a request the caller makes (a disconnect, a station command).
     public mutating func ticket() -> Ticket {
         tickets &+= 1
@@ -278,7 +276,7 @@ public struct SessionMachine: Sendable {
         case .streamOpened(let e):
             guard case .live(var l) = phase, l.epoch == e, l.resync else { return }
             l.resync = false
-            l.steps += units.indices.sorted { units[$0].restoreOrder < units[$1].restoreOrder }.map { .unit($0) }
+            l.steps += unitSteps
             phase = .live(l)
             nextStep()
 
@@ -440,7 +438,7 @@ public struct SessionMachine: Sendable {
             discardResumable()
             reconnect(coalesce: false)
         } else if old.subscriptions != new.subscriptions, case .live(var l) = phase {
-            l.steps += units.indices.sorted { units[$0].restoreOrder < units[$1].restoreOrder }.map { .unit($0) }
+            l.steps += unitSteps
             phase = .live(l)
             nextStep()
         }
@@ -684,6 +682,11 @@ public struct SessionMachine: Sendable {
         nextStep()
     }
 
+    /// Every unit, in restore order (a resubscribe).
+    private var unitSteps: [Step] {
+        units.indices.sorted { units[$0].restoreOrder < units[$1].restoreOrder }.map { .unit($0) }
+    }
+
     /// Starts the next restore or resubscribe step when none is under way.
     private mutating func nextStep() {
         guard case .live(var l) = phase, !l.stepBusy, !l.steps.isEmpty else { return }
@@ -922,14 +925,14 @@ public struct SessionMachine: Sendable {
         setState(.stopped)
         completeDisconnects()
         for op in stationQueue {
-            if let command = op.command {
-                out.append(.replyStation(op.ticket, .failure(Self.stationError(command, ICWSError(kind: .notConnected, message: "the bridge is stopping")))))
+            if op.command != nil {
+                out.append(.replyStation(op.ticket, .failure(.icws(ICWSError(kind: .notConnected, message: "the bridge is stopping")))))
             }
         }
         stationQueue = []
         // The answer of the operation under way would come too late to be waited for.
-        if let op = stationBusy, let command = op.command {
-            out.append(.replyStation(op.ticket, .failure(Self.stationError(command, ICWSError(kind: .notConnected, message: "the bridge is stopping")))))
+        if let op = stationBusy, op.command != nil {
+            out.append(.replyStation(op.ticket, .failure(.icws(ICWSError(kind: .notConnected, message: "the bridge is stopping")))))
         }
         stationBusy = nil
         if !configuration.logoutOnStop { toLogOut = [] }
@@ -1028,16 +1031,13 @@ public struct SessionMachine: Sendable {
             }
             flush()
             out.append(.replyStation(t, .success(())))
-        case (.failure(let error), let command?):
+        case (.failure(let error), _?):
             _ = sessionFailed(error, epoch: op.epoch)
-            out.append(.replyStation(t, .failure(Self.stationError(command, error))))
+            out.append(.replyStation(t, .failure(.icws(error))))
         }
         dispatchStation()
     }
 
-    private static func stationError(_ command: StationCommand, _ error: ICWSError) -> StationCommandError {
-        .icws(error)
-    }
 
     private mutating func restoreStepDone(epoch e: Epoch) {
         guard case .live(var l) = phase, l.epoch == e else { return }

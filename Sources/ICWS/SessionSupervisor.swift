@@ -99,10 +99,6 @@ public actor SessionSupervisor {
 
     public var status: SessionStatus { machine.status }
     public var station: StationStatus { machine.station }
-    /// Each subscription unit's state on the current session.
-    public var subscriptions: [(name: String, state: SubscriptionUnitState)] {
-        zip(machine.units, machine.unitStates).map { ($0.name, $1) }
-    }
 
     public init(
         configuration: SupervisorConfiguration, client: ICWSClient, clock: any SupervisorClock = SystemSupervisorClock(),
