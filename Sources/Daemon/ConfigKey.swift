@@ -343,28 +343,78 @@ extension ConfigKey {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The configuration keys as roff (the man page's CONFIGURATION section).
+    /// The configuration keys as an mdoc tag list's items (the KEYS section of
+    /// icws-bridge.conf(5), docs/man/icws-bridge.conf.5.in).
     public static func manSection() -> String {
-        func roff(_ s: String) -> String {
-            var out = ""
-            var code = false
+        /// One line of text for mdoc: `code` becomes Ql, nothing starts a request.
+        func mdoc(_ s: String) -> [String] {
+            var lines: [String] = []
+            var text = ""
+            var code = ""
+            var inCode = false
+            var opening = ""
+            func flushText() {
+                var t = Substring(text)
+                // Punctuation right after a quote goes on its macro line, as delimiters.
+                if let last = lines.last, last.hasPrefix(".Ql ") {
+                    var delimiters: [String] = []
+                    while let c = t.first, ".,;:)?!".contains(c) {
+                        delimiters.append(String(c))
+                        t = t.dropFirst()
+                    }
+                    if !delimiters.isEmpty { lines[lines.count - 1] += " " + delimiters.joined(separator: " ") }
+                }
+                while t.first == " " { t = t.dropFirst() }
+                while t.last == " " { t = t.dropLast() }
+                // An opening parenthesis right before a quote goes on its macro line too.
+                if t.last == "(" {
+                    t = t.dropLast()
+                    opening = "( "
+                    while t.last == " " { t = t.dropLast() }
+                }
+                if !t.isEmpty { lines.append(escape(String(t))) }
+                text = ""
+            }
             for ch in s {
+                if ch == "`" {
+                    if inCode {
+                        lines.append(".Ql " + opening + quoteArg(code))
+                        opening = ""
+                        code = ""
+                    } else {
+                        flushText()
+                    }
+                    inCode.toggle()
+                } else if inCode {
+                    code.append(ch)
+                } else {
+                    text.append(ch)
+                }
+            }
+            if inCode { text += "`" + code }
+            flushText()
+            return lines
+        }
+        func escape(_ t: String) -> String {
+            var out = ""
+            for ch in t {
                 switch ch {
-                case "`":
-                    out += code ? "\\fR" : "\\fB"
-                    code.toggle()
                 case "\\": out += "\\e"
-                case "-": out += "\\-"
                 default: out.append(ch)
                 }
             }
             return out.hasPrefix(".") || out.hasPrefix("'") ? "\\&" + out : out
         }
+        func quoteArg(_ t: String) -> String {
+            "\"" + escape(t).map { $0 == "\"" ? "\\(dq" : String($0) }.joined() + "\""
+        }
         var lines: [String] = []
         for k in all {
-            lines.append(".TP")
-            lines.append("\\fB\(roff(k.name))\\fR = \\fI\(roff(k.type.documented.replacingBackslashPipes))\\fR")
-            lines.append(roff(k.help) + ". Default: " + roff(k.defaultText) + ". On reload: " + k.reload.text + ".")
+            lines.append(".It Cm \(k.name) Ns = Ns Ar \(quoteArg(k.type.documented.replacingBackslashPipes))")
+            lines += mdoc(k.help.hasSuffix(".") ? k.help : k.help + ".")
+            lines.append("Default:")
+            lines += mdoc(k.defaultText + ".")
+            lines.append("On reload: " + k.reload.text + ".")
         }
         return lines.joined(separator: "\n") + "\n"
     }

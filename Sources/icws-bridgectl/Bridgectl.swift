@@ -301,9 +301,16 @@ struct Users: BridgeCommand {
 }
 
 struct Monitor: BridgeCommand {
-    static let configuration = CommandConfiguration(abstract: "Print every signal of icws-bridged, one line each, until interrupted.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print every signal of icws-bridged, one short line each, until interrupted.",
+        discussion: """
+            By default each change is one short line: sets are shown by their size \
+            (`Alerting=[3]`, `users added 120`), a single alert or call by its caller. \
+            --verbose prints whole values; --json prints one JSON object per signal.
+            """)
     @OptionGroup var options: BusOptions
     @Flag(help: "One JSON object per line.") var json = false
+    @Flag(name: .shortAndLong, help: "Whole values instead of the sizes of sets.") var verbose = false
 
     func run(_ client: BridgeClient) async throws {
         do {
@@ -317,7 +324,7 @@ struct Monitor: BridgeCommand {
             if json {
                 line("{\"time\":\(Render.quote(time)),\"interface\":\(Render.quote(s.interface)),\"signal\":\(Render.quote(s.member)),\"args\":[\(s.arguments.map(Render.json).joined(separator: ","))]}")
             } else {
-                line("\(time) \(s.member) \(describe(s))")
+                line("\(time) \(s.member) \(MonitorLine(verbose: verbose).describe(member: s.member, path: s.path, arguments: s.arguments))")
             }
         }
         throw CLIError(code: 69, message: "the bus connection ended")
@@ -325,49 +332,100 @@ struct Monitor: BridgeCommand {
 
     /// One line straight to stdout (unbuffered, so a pipe sees it at once).
     func line(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+}
 
-    func describe(_ s: SignalMessage) -> String {
-        let a = s.arguments
-        switch s.member {
+/// What `monitor` prints for one signal: short (sizes of sets) or verbose (whole values).
+struct MonitorLine {
+    var verbose: Bool
+
+    /// A value: whole when verbose, else a container as its size.
+    func value(_ v: DBusValue) -> String {
+        if verbose { return Render.text(v) }
+        switch v {
+        case .variant(let inner): return value(inner)
+        case .array(_, let items): return "[\(items.count)]"
+        case .dict(_, _, let entries): return "{\(entries.count)}"
+        case .string(let s) where s.count > 80: return Render.quote(String(s.prefix(77)) + "...")
+        default: return Render.text(v)
+        }
+    }
+
+    static func alert(_ d: DBusValue) -> String {
+        let action: String
+        switch AlertAction(rawValue: d["alertAction"]?.uint32Value ?? 0) {
+        case .startAlerting: action = "START"
+        case .stopAlerting: action = "STOP"
+        case let other: action = other.name
+        }
+        return "\(action) \(d["interactionId"]?.stringValue ?? "") \(d["interactionType"]?.stringValue ?? "") from \(Render.quote(d["name"]?.stringValue ?? "")) \(d["address"]?.stringValue ?? "") queue=\(d["queueName"]?.stringValue ?? "-")"
+    }
+
+    /// "3 START, 1 STOP": how many of each action a set of alerts holds.
+    static func alertCounts(_ items: [DBusValue]) -> String {
+        var counts: [(String, Int)] = []
+        for d in items {
+            let name = alert(d).prefix { $0 != " " }
+            if let i = counts.firstIndex(where: { $0.0 == name }) { counts[i].1 += 1 } else { counts.append((String(name), 1)) }
+        }
+        return counts.map { "\($0.1) \($0.0)" }.joined(separator: ", ")
+    }
+
+    func describe(member: String, path: String, arguments a: [DBusValue]) -> String {
+        switch member {
         case "InteractionAlerting" where a.count == 2:
-            let items = (a[0].arrayElements ?? []).map { d -> String in
-                let action: String
-                switch AlertAction(rawValue: d["alertAction"]?.uint32Value ?? 0) {
-                case .startAlerting: action = "START"
-                case .stopAlerting: action = "STOP"
-                case let other: action = other.name
-                }
-                return "\(action) \(d["interactionId"]?.stringValue ?? "") \(d["interactionType"]?.stringValue ?? "") from \(Render.quote(d["name"]?.stringValue ?? "")) \(d["address"]?.stringValue ?? "") queue=\(d["queueName"]?.stringValue ?? "-")"
-            }
-            return (a[1].boolValue == true ? "" : "[snapshot] ") + (items.isEmpty ? "(none)" : items.joined(separator: "; "))
+            let items = a[0].arrayElements ?? []
+            let snapshot = a[1].boolValue == true ? "" : "[snapshot] "
+            if items.isEmpty { return snapshot + "(none)" }
+            if verbose || items.count == 1 { return snapshot + items.map(Self.alert).joined(separator: "; ") }
+            return snapshot + Self.alertCounts(items)
         case "UsersChanged" where a.count == 4:
-            let added = a[0].arrayElements?.count ?? 0
-            let changed = (a[1].arrayElements ?? []).map { u in
-                "\(u["id"]?.stringValue ?? "") " + (u.dictEntries ?? []).filter { $0.0 != "id" && $0.0 != "displayName" }.map { "\($0.0)=\(Render.text($0.1))" }.joined(separator: " ")
-            }
+            let added = a[0].arrayElements ?? []
+            let changed = a[1].arrayElements ?? []
             let removed = (a[2].arrayElements ?? []).compactMap(\.stringValue)
             var parts: [String] = []
             if a[3].boolValue != true { parts.append("[snapshot]") }
-            if added > 0 { parts.append("added \(added)") }
-            if !changed.isEmpty { parts.append("changed " + changed.joined(separator: "; ")) }
-            if !removed.isEmpty { parts.append("removed " + removed.joined(separator: ",")) }
-            return parts.joined(separator: " ")
+            if verbose {
+                if !added.isEmpty { parts.append("added " + added.map { $0["id"]?.stringValue ?? "" }.joined(separator: ",")) }
+                let lines = changed.map { u in
+                    "\(u["id"]?.stringValue ?? "") " + (u.dictEntries ?? []).filter { $0.0 != "id" && $0.0 != "displayName" }.map { "\($0.0)=\(Render.text($0.1))" }.joined(separator: " ")
+                }
+                if !lines.isEmpty { parts.append("changed " + lines.joined(separator: "; ")) }
+                if !removed.isEmpty { parts.append("removed " + removed.joined(separator: ",")) }
+            } else {
+                if !added.isEmpty { parts.append("added \(added.count)") }
+                if changed.count == 1, let u = changed.first {
+                    // One user: which one and what changed (names only).
+                    let keys = (u.dictEntries ?? []).map(\.0).filter { $0 != "id" && $0 != "displayName" }
+                    parts.append("changed \(u["id"]?.stringValue ?? "") (\(keys.joined(separator: ",")))")
+                } else if !changed.isEmpty {
+                    parts.append("changed \(changed.count)")
+                }
+                if removed.count == 1 { parts.append("removed \(removed[0])") } else if !removed.isEmpty { parts.append("removed \(removed.count)") }
+            }
+            return parts.isEmpty ? "(nothing)" : parts.joined(separator: " ")
         case "StationConnectionStateChanged" where a.count == 3:
             return "previous=\(Render.text(a[0])) current=\(Render.text(a[1]))\(a[2].boolValue == true ? "" : " [snapshot]")"
         case "PropertiesChanged" where a.count >= 2 && a[0].stringValue == BridgeNames.interaction:
-            let id = s.path.hasPrefix(BridgeNames.interactionPrefix) ? String(s.path.dropFirst(BridgeNames.interactionPrefix.count)) : s.path
-            return "call \(id) " + (a[1].dictEntries ?? []).filter { $0.0 != "Attributes" }.map { "\($0.0)=\(Call.describe($0))" }.joined(separator: " ")
+            let props = (a[1].dictEntries ?? []).filter { verbose || $0.0 != "Attributes" }
+            return "call \(Call.id(fromPath: path)) " + props.map { "\($0.0)=\($0.0 == "Attributes" ? value($0.1) : Call.describe($0))" }.joined(separator: " ")
+                + invalidated(a)
         case "PropertiesChanged" where a.count >= 2:
             let iface = (a[0].stringValue ?? "").split(separator: ".").last.map(String.init) ?? ""
-            return "\(iface) " + (a[1].dictEntries ?? []).map { "\($0.0)=\(Render.text($0.1))" }.joined(separator: " ")
+            return "\(iface) " + (a[1].dictEntries ?? []).map { "\($0.0)=\(value($0.1))" }.joined(separator: " ") + invalidated(a)
         case "InterfacesAdded" where a.count == 2:
             let props = a[1][BridgeNames.interaction] ?? .vardict([])
             return "+ " + Call(path: a[0].stringValue ?? "", properties: props).line
         case "InterfacesRemoved" where a.count == 2:
             return "- call \(Call.id(fromPath: a[0].stringValue ?? ""))"
         default:
-            return a.map(Render.text).joined(separator: " ")
+            return a.map(value).joined(separator: " ")
         }
+    }
+
+    /// PropertiesChanged's third argument: properties to read again (large sets).
+    private func invalidated(_ a: [DBusValue]) -> String {
+        guard a.count >= 3, let names = a[2].arrayElements?.compactMap(\.stringValue), !names.isEmpty else { return "" }
+        return " " + names.map { "\($0)=(changed; read it with Get)" }.joined(separator: " ")
     }
 }
 
@@ -451,21 +509,21 @@ extension InteractionCall {
 struct Answer: InteractionCall {
     static let configuration = CommandConfiguration(abstract: "Pick up an interaction (answer a ringing call, take back a held one).")
     @OptionGroup var options: BusOptions
-    @Argument(help: "The interaction id.") var id: String
+    @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
     var call: (String, [DBusValue], String) { ("Pickup", [], "picked up") }
 }
 
 struct Hangup: InteractionCall {
     static let configuration = CommandConfiguration(abstract: "Disconnect an interaction.")
     @OptionGroup var options: BusOptions
-    @Argument(help: "The interaction id.") var id: String
+    @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
     var call: (String, [DBusValue], String) { ("Disconnect", [], "disconnected") }
 }
 
 struct Hold: InteractionCall {
     static let configuration = CommandConfiguration(abstract: "Put an interaction on hold (--off takes it off hold).")
     @OptionGroup var options: BusOptions
-    @Argument(help: "The interaction id.") var id: String
+    @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
     @Flag(help: "Take it off hold.") var off = false
     var call: (String, [DBusValue], String) { ("Hold", [.bool(!off)], off ? "off hold" : "on hold") }
 }
@@ -473,7 +531,7 @@ struct Hold: InteractionCall {
 struct Mute: InteractionCall {
     static let configuration = CommandConfiguration(abstract: "Mute an interaction (--off unmutes).")
     @OptionGroup var options: BusOptions
-    @Argument(help: "The interaction id.") var id: String
+    @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
     @Flag(help: "Unmute.") var off = false
     var call: (String, [DBusValue], String) { ("Mute", [.bool(!off)], off ? "unmuted" : "muted") }
 }
@@ -481,7 +539,7 @@ struct Mute: InteractionCall {
 struct Digits: InteractionCall {
     static let configuration = CommandConfiguration(abstract: "Send DTMF digits (0-9 * # A-D) on an interaction.")
     @OptionGroup var options: BusOptions
-    @Argument(help: "The interaction id.") var id: String
+    @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
     @Argument(help: "The digits.") var digits: String
     var call: (String, [DBusValue], String) { ("SendDigits", [.string(digits)], "digits sent") }
 }
@@ -489,7 +547,7 @@ struct Digits: InteractionCall {
 struct Transfer: InteractionCall {
     static let configuration = CommandConfiguration(abstract: "Blind-transfer an interaction to a number, user or queue.")
     @OptionGroup var options: BusOptions
-    @Argument(help: "The interaction id.") var id: String
+    @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
     @Argument(help: "Where to.") var target: String
     var call: (String, [DBusValue], String) { ("BlindTransfer", [.string(target)], "transferred") }
 }
@@ -497,7 +555,7 @@ struct Transfer: InteractionCall {
 struct Voicemail: InteractionCall {
     static let configuration = CommandConfiguration(abstract: "Send an interaction to voicemail.")
     @OptionGroup var options: BusOptions
-    @Argument(help: "The interaction id.") var id: String
+    @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
     var call: (String, [DBusValue], String) { ("SendToVoicemail", [], "sent to voicemail") }
 }
 
@@ -542,7 +600,7 @@ struct Statuses: BridgeCommand {
 struct SetStatus: BridgeCommand {
     static let configuration = CommandConfiguration(commandName: "set-status", abstract: "Set the agent's status (one of `statuses`; any case).")
     @OptionGroup var options: BusOptions
-    @Argument(help: "The status id.") var id: String
+    @Argument(help: "The status id.", completion: LiveValues.statusIds) var id: String
     @Option(help: "Notes to go with it.") var notes: String?
     @Option(help: "Forward number (forward statuses).") var forwardNumber: String?
     func run(_ client: BridgeClient) async throws {
@@ -551,5 +609,55 @@ struct SetStatus: BridgeCommand {
         if let forwardNumber { opts.append(("forwardNumber", .string(forwardNumber))) }
         _ = try await client.call(BridgeNames.status, "SetStatus", [.string(id), .vardict(opts)])
         print("status set")
+    }
+}
+
+// MARK: Shell completion of live values
+
+/// Values the shell completes by asking the running daemon: the ids of the
+/// agent's interactions, the statuses the agent may select. Nothing (no error)
+/// when the daemon or the bus is not there; the shell just offers nothing.
+enum LiveValues {
+    static let interactionIds = CompletionKind.custom { words, _, prefix in
+        await ask(words) { client in
+            let objects = try await client.call(BridgeNames.objectManager, "GetManagedObjects")[0]
+            guard case .dict(_, _, let entries) = objects else { return [] }
+            return entries.compactMap { $0.value[BridgeNames.interaction]?["Id"]?.stringValue }
+        }.filter { $0.hasPrefix(prefix) }
+    }
+
+    static let statusIds = CompletionKind.custom { words, _, prefix in
+        await ask(words) { client in
+            let agent = try await client.properties(BridgeNames.status)
+            return (agent["Selectable"]?.arrayElements ?? []).compactMap { $0["statusId"]?.stringValue }
+        }.filter { $0.hasPrefix(prefix) }
+    }
+
+    /// The bus named on the command line being completed (`--bus X` or `--bus=X`), else the default.
+    static func bus(in words: [String]) -> String {
+        for (i, w) in words.enumerated() {
+            if w == "--bus", i + 1 < words.count { return words[i + 1] }
+            if w.hasPrefix("--bus=") { return String(w.dropFirst(6)) }
+        }
+        return ProcessInfo.processInfo.environment["ICWS_BRIDGE_BUS"] ?? "system"
+    }
+
+    static func ask(_ words: [String], _ body: (BridgeClient) async throws -> [String]) async -> [String] {
+        var options = BusOptions()
+        options.bus = bus(in: words)
+        options.timeout = 2
+        guard let client = try? await BridgeClient.open(options) else { return [] }
+        defer { client.connection.close() }
+        return ((try? await body(client)) ?? []).filter(isPlain)
+    }
+
+    /// The shells expand completion words (bash's `compgen -W` does parameter,
+    /// command and pathname expansion on each): an id the server sent is offered
+    /// only when it is letters, digits, spaces inside, and `-_.,@+:/()#`.
+    static func isPlain(_ id: String) -> Bool {
+        !id.isEmpty && id.count <= 256 && id.first != " " && id.last != " "
+            && id.unicodeScalars.allSatisfy { c in
+                c.properties.isAlphabetic || c.properties.numericType == .decimal || c == " " || "-_.,@+:/()#".unicodeScalars.contains(c)
+            }
     }
 }

@@ -25,7 +25,11 @@ import TestSupport
             let parsed = try DaemonConfiguration.parse(base + "\(key.name) = \(value)\n", file: "f")
             #expect(parsed == defaults, "\(key.name) = \(value) is not the default it claims to be")
         }
-        #expect(ConfigKey.manSection().contains(".TP\n\\fBlogout\\-on\\-stop\\fR"))
+        // The man page's KEYS section: one mdoc item per key, every key.
+        let man = ConfigKey.manSection()
+        #expect(man.contains(".It Cm logout-on-stop Ns = Ns Ar \"yes/no\"\n"))
+        for key in ConfigKey.all { #expect(man.contains(".It Cm \(key.name) Ns = Ns Ar "), "\(key.name) missing from the man page") }
+        #expect(!man.split(separator: "\n").contains { $0.hasPrefix(" ") || $0.hasPrefix("'") }, "no text line may start a request")
     }
 
     @Test func backoffKeysReachTheSupervisor() throws {

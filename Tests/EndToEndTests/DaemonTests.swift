@@ -160,6 +160,39 @@ struct DaemonRig {
         await rig.stop()
     }
 
+    /// `monitor` prints one short line per change: sets by their size, one
+    /// alert by its caller; --verbose prints the whole values.
+    @Test func monitorLinesAreShortUnlessVerbose() async throws {
+        let rig = try await DaemonRig.start()
+        try await eventually("connected") { (try? await rig.property(BridgeNames.session, "State")) == "u 2" }
+        let dir = rig.dir
+        let path = { @Sendable (mode: String) in dir.appendingPathComponent("monitor-\(mode).out").path }
+        var monitors: [ChildProcess] = []
+        for mode in ["short", "verbose"] {
+            let out = path(mode)
+            _ = FileManager.default.createFile(atPath: out, contents: nil)
+            monitors.append(try ChildProcess(["sh", "-c", "exec \(binary("icws-bridgectl")) monitor \(mode == "verbose" ? "--verbose" : "") --bus '\(rig.bus.address)' > \(out)"]))
+        }
+        try await Task.sleep(for: .milliseconds(400))
+        let one = rig.sim.startAlerting(name: "Initech", address: "+13175559999")
+        try await eventually("one alert") { ((try? String(contentsOfFile: path("short"), encoding: .utf8)) ?? "").contains(one) }
+        for i in 0..<3 { _ = rig.sim.startAlerting(name: "Caller \(i)", address: "+1317555000\(i)") }
+        // A new session: snapshots of the 26 users and the 4 alerting calls.
+        _ = try await rig.ctl(["reconnect"])
+        let read = { @Sendable (mode: String) in (try? String(contentsOfFile: path(mode), encoding: .utf8)) ?? "" }
+        try await eventually("snapshots in both") { read("short").contains("UsersChanged [snapshot] added 26") && read("verbose").contains("UsersChanged [snapshot] added user0001,") }
+        try await eventually("alerting snapshot") { read("short").contains("InteractionAlerting [snapshot] 4 START") }
+        for m in monitors { await m.stop() }
+        let short = read("short")
+        let verbose = read("verbose")
+        await rig.stop()
+        #expect(short.contains("InteractionAlerting START \(one) Call from \"Initech\" +13175559999"), "\(short)")
+        #expect(short.contains("Bridge1 Alerting=[4]") || short.contains("Alerting=[4]"), "the Alerting set by its size:\n\(short)")
+        #expect(!short.contains("user0001"), "no user ids in a snapshot's short line:\n\(short)")
+        for line in short.split(separator: "\n") { #expect(line.count < 200, "long line: \(line)") }
+        #expect(verbose.contains("Caller 2") && verbose.contains("Initech"), "\(verbose)")
+    }
+
     @Test func secretsStayOutOfTheLog() async throws {
         let rig = try await DaemonRig.start(password: "Pa55-w0rd-XYZ", configure: { $0.accounts = ["agent": "Pa55-w0rd-XYZ"] })
         try await eventually("connected") { (try? await rig.property(BridgeNames.session, "State")) == "u 2" }
