@@ -7,6 +7,7 @@ let package = Package(
         .executable(name: "icws-bridged", targets: ["icws-bridged"]),
         .executable(name: "icws-bridgectl", targets: ["icws-bridgectl"]),
         .executable(name: "icws-sim", targets: ["icws-sim"]),
+        .executable(name: "icws-bridge-notify", targets: ["icws-bridge-notify"]),
     ],
     dependencies: [
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
@@ -28,6 +29,15 @@ let package = Package(
         .systemLibrary(name: "CMalloc"),
         .systemLibrary(name: "CNetlink"),
         .target(name: "CConcurrencyHooks"),
+        // What a resting process needs: tasks on NIO's loops (no libdispatch pool
+        // and its 1 s monitor), signals on a sigwait thread. The daemon and the notifier.
+        .target(
+            name: "ProcessSupport",
+            dependencies: [
+                "CConcurrencyHooks", "DBusKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .target(name: "ICWSProtocol"),
         .target(
             name: "ICWS",
@@ -65,7 +75,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Bridge", "Systemd", "ICWS", "DBusKit", "CMalloc", "CNetlink", "CConcurrencyHooks",
+                "Bridge", "Systemd", "ICWS", "DBusKit", "CMalloc", "CNetlink", "ProcessSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -74,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "icws-bridged",
             dependencies: [
-                "Daemon", "DBusKit", "Systemd",
+                "Daemon", "DBusKit", "Systemd", "ProcessSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -83,6 +93,17 @@ let package = Package(
             dependencies: [
                 // The bus contract only: no HTTP client, no session code.
                 "DBusKit", "BridgeContract", "ICWSProtocol",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        // The desktop notifier: the bus contract and DBusKit only, like icws-bridgectl.
+        .target(
+            name: "Notifier",
+            dependencies: ["DBusKit", "BridgeContract", "ICWSProtocol", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(
+            name: "icws-bridge-notify",
+            dependencies: [
+                "Notifier", "DBusKit", "ProcessSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -115,13 +136,14 @@ let package = Package(
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "BridgeContractTests", dependencies: ["BridgeContract", "Bridge", "ICWS", "ICWSProtocol", "DBusKit", "TestSupport"]),
         .testTarget(name: "BridgeTests", dependencies: ["Bridge", "ICWS", "DBusKit", "ICWSSimulator", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "NotifierTests", dependencies: ["Notifier", "DBusKit", "BridgeContract"]),
         .testTarget(
             name: "DaemonTests",
             dependencies: ["Daemon", "ICWS", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "TestSupport", "ICWSSimulator", "DBusKit", "ICWS", "Daemon", "Bridge", "icws-bridged", "icws-bridgectl",
+                "TestSupport", "ICWSSimulator", "DBusKit", "ICWS", "Daemon", "Bridge", "icws-bridged", "icws-bridgectl", "icws-bridge-notify",
                 .product(name: "Logging", package: "swift-log"),
             ]),
     ]

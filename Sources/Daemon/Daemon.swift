@@ -3,6 +3,7 @@ import DBusKit
 import FoundationEssentials
 import ICWS
 import Logging
+import ProcessSupport
 import ServiceLifecycle
 import Synchronization
 import Systemd

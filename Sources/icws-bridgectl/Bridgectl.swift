@@ -97,9 +97,17 @@ enum Render {
 
     static func quote(_ s: String) -> String { JSONValue.string(s).serialized() }
 
+    /// A word of a line for people: as it is, or quoted when it has a space or a control character ("" stays empty).
+    static func word(_ s: String?) -> String {
+        guard let s, !s.isEmpty else { return "" }
+        return text(.string(s))
+    }
+
     static func text(_ v: DBusValue) -> String {
         switch v {
-        case .string(let s): return s.contains(" ") || s.isEmpty ? quote(s) : s
+        // Quoted (JSON escapes) when it has a space or a control character: a server's text cannot forge lines.
+        case .string(let s):
+            return s.isEmpty || s.unicodeScalars.contains { $0 == " " || $0.properties.generalCategory == .control } ? quote(s) : s
         case .array(_, let items): return "[" + items.map(text).joined(separator: ", ") + "]"
         case .dict(_, _, let entries):
             return "{" + entries.map { "\($0.key.stringValue ?? $0.key.description)=\(text($0.value))" }.joined(separator: " ") + "}"
@@ -357,7 +365,7 @@ struct MonitorLine {
         case .stopAlerting: action = "STOP"
         case let other: action = other.name
         }
-        return "\(action) \(d["interactionId"]?.stringValue ?? "") \(d["interactionType"]?.stringValue ?? "") from \(Render.quote(d["name"]?.stringValue ?? "")) \(d["address"]?.stringValue ?? "") queue=\(d["queueName"]?.stringValue ?? "-")"
+        return "\(action) \(Render.word(d["interactionId"]?.stringValue)) \(Render.word(d["interactionType"]?.stringValue)) from \(Render.quote(d["name"]?.stringValue ?? "")) \(Render.word(d["address"]?.stringValue)) queue=\(Render.word(d["queueName"]?.stringValue ?? "-"))"
     }
 
     /// "3 START, 1 STOP": how many of each action a set of alerts holds.
@@ -454,9 +462,9 @@ struct Call {
         let p = properties
         let state = p["State"]?.uint32Value.map { Int($0) < Self.states.count ? Self.states[Int($0)] : "\($0)" } ?? "-"
         let direction = p["Direction"]?.uint32Value.map { Int($0) < Self.directions.count ? Self.directions[Int($0)] : "" } ?? ""
-        var text = "call \(p["Id"]?.stringValue ?? Self.id(fromPath: path)) \(p["Type"]?.stringValue ?? "") \(state)"
+        var text = "call \(Render.word(p["Id"]?.stringValue ?? Self.id(fromPath: path))) \(Render.word(p["Type"]?.stringValue)) \(state)"
         if !direction.isEmpty { text += " \(direction)" }
-        text += " \(Render.quote(p["RemoteName"]?.stringValue ?? "")) \(p["RemoteAddress"]?.stringValue ?? "")"
+        text += " \(Render.quote(p["RemoteName"]?.stringValue ?? "")) \(Render.word(p["RemoteAddress"]?.stringValue))"
         if p["Muted"]?.boolValue == true { text += " muted" }
         return text
     }

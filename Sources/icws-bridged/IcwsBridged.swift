@@ -4,6 +4,7 @@ import Daemon
 import FoundationEssentials
 import Glibc
 import Logging
+import ProcessSupport
 import Systemd
 
 @main
@@ -85,35 +86,6 @@ struct IcwsBridged: ParsableCommand {
         if let error = outcome.wait() {
             logger.critical("\(error.description)")
             throw ExitCode(error.code)
-        }
-    }
-}
-
-/// One value handed from a task to a thread that blocks until it comes.
-final class WaitForResult<Value: Sendable>: @unchecked Sendable {
-    // Unchecked: `value` is only touched with `mutex` held.
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
-    private var value: Value?
-
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
-    }
-
-    func set(_ v: Value) {
-        pthread_mutex_lock(&mutex)
-        value = v
-        pthread_cond_signal(&condition)
-        pthread_mutex_unlock(&mutex)
-    }
-
-    func wait() -> Value {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        while true {
-            if let v = value { return v }
-            pthread_cond_wait(&condition, &mutex)
         }
     }
 }

@@ -80,7 +80,7 @@ import TestSupport
     /// Full Foundation links ICU and megabytes of code into the daemon (about
     /// 3 MB more resident memory); its modules use FoundationEssentials.
     @Test func daemonModulesDoNotImportFoundation() throws {
-        let modules = ["ICWSProtocol", "ICWS", "DBusKit", "Bridge", "Systemd", "Daemon", "icws-bridged"]
+        let modules = ["ICWSProtocol", "ICWS", "DBusKit", "Bridge", "Systemd", "Daemon", "ProcessSupport", "icws-bridged", "Notifier", "icws-bridge-notify"]
         for module in modules {
             let dir = repositoryRoot.appendingPathComponent("Sources/\(module)")
             let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".swift") }
