@@ -313,7 +313,7 @@ struct Monitor: BridgeCommand {
         abstract: "Print every signal of icws-bridged, one short line each, until interrupted.",
         discussion: """
             By default each change is one short line: sets are shown by their size \
-            (`Alerting=[3]`, `users added 120`), a single alert or call by its caller. \
+            (Alerting=[3], added 120), a single alert or call by its caller. \
             --verbose prints whole values; --json prints one JSON object per signal.
             """)
     @OptionGroup var options: BusOptions
