@@ -203,7 +203,7 @@ extension ConfigKey {
         },
         ConfigKey(
             "password-file", .path, default: "none", reload: .newSession,
-            "a file holding the password; refused unless only its owner can read it (`chmod 600`). See Credentials."
+            "a file holding the password; refused unless only its owner can read it (`chmod 600`). The password sources: README.md (Credentials), icws-bridge.conf(5) (PASSWORD)."
         ) { s, v in s.configuration.passwordFile = v.text },
         ConfigKey("application-name", .text, default: "`icws-bridge`", reload: .nextLogin, "`applicationName` shown to supervisors") { s, v in
             s.configuration.applicationName = v.text

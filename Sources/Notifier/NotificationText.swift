@@ -85,6 +85,7 @@ public enum NotificationText {
 
     /// A stored copy of a property: bounded before anything else looks at it.
     static func bounded(_ text: String) -> String {
-        text.utf8.count <= maxStoredLength ? text : String(text.prefix(maxStoredLength))
+        // Scalars, not Characters: one base letter with a million combining marks is one Character.
+        text.utf8.count <= maxStoredLength ? text : String(String.UnicodeScalarView(text.unicodeScalars.prefix(maxStoredLength)))
     }
 }

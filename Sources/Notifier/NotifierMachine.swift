@@ -176,7 +176,10 @@ public struct NotifierMachine: Sendable {
         case .notifyReplied(let path, let replyGeneration, let id):
             return notifyReplied(path: path, replyGeneration: replyGeneration, id: id)
         case .actionInvoked(let id, let key):
-            guard let path = paths[id] else { return [] }
+            // Only a call that still rings here is answered or declined: a
+            // button pressed on a stale notification must not hang up (or
+            // take off hold) a call the agent answered elsewhere.
+            guard let path = paths[id], tracked[path]?.info.isAlerting == true else { return [] }
             switch key {
             case NotificationRequest.Key.default, NotificationRequest.Key.answer: return [.pickup(path: path)]
             case NotificationRequest.Key.decline: return [.disconnect(path: path)]
@@ -188,16 +191,21 @@ public struct NotifierMachine: Sendable {
             // forgotten when they were sent, so they do not come here.
             guard let path = paths.removeValue(forKey: id), var t = tracked[path] else { return [] }
             t.dismissed = true
+            var close: [Action] = []
             switch t.note {
             case .shown(let shownId, _) where shownId == id:
                 t.note = .none
                 active.remove(path)
+                // A dismiss can cross a replace: the server closed X, then showed
+                // our Notify(replaces: X) anew under the same id X. Closing X
+                // again takes that one down too (an error if it is gone: ignored).
+                close = [.close(id: id)]
             case .pending(let replacing, let content) where replacing == id:
                 t.note = .pending(replacing: nil, content: content)
             default: break
             }
             tracked[path] = t
-            return fillSlots()
+            return close + fillSlots()
         case .stopping:
             var actions: [Action] = []
             for path in tracked.keys.sorted() {

@@ -144,6 +144,9 @@ public final class NotifierService: Sendable {
                         await apply(event)
                     }
                 case .bridgeBusClosed:
+                    // Close what is shown first: resident notifications of a
+                    // lost bridge would stay on screen with dead buttons.
+                    await apply(.bridgeVanished)
                     throw .unavailable("lost the connection to icws-bridged's bus (\(options.bridgeBus))")
                 case .notificationsBusClosed:
                     throw .unavailable("lost the connection to the notification server's bus (\(options.notificationsBus))")
@@ -302,6 +305,15 @@ public final class NotifierService: Sendable {
 
         static func call(_ member: String, on path: String, bridge: BusConnection, timeout: Duration, doing what: String, logger: Logger) async {
             do {
+                // The notification server's signal and the bridge's may cross:
+                // ask the bridge whether the call still rings before acting on it.
+                let state = try await bridge.call(
+                    destination: BridgeNames.busName, path: path, interface: "org.freedesktop.DBus.Properties", member: "Get",
+                    arguments: [.string(BridgeNames.interaction), .string(Contract.Interaction.state.name)], timeout: timeout)
+                guard let s = state.first?.unwrapped.uint32Value, s == 1 || s == 2 else {
+                    logger.notice("\(what) skipped: the call no longer rings", metadata: ["interaction": "\(id(path))"])
+                    return
+                }
                 _ = try await bridge.call(destination: BridgeNames.busName, path: path, interface: BridgeNames.interaction, member: member, timeout: timeout)
             } catch {
                 var metadata: Logger.Metadata = ["interaction": "\(id(path))", "error": "\(text(error))"]

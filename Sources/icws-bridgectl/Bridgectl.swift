@@ -49,7 +49,13 @@ struct BridgeClient {
     }
 
     func properties(_ interface: String) async throws -> DBusValue {
-        try await call("org.freedesktop.DBus.Properties", "GetAll", [.string(interface)])[0]
+        try await first(call("org.freedesktop.DBus.Properties", "GetAll", [.string(interface)]))
+    }
+
+    /// The reply's one value; whoever owns the name may answer anything.
+    func first(_ reply: [DBusValue]) throws -> DBusValue {
+        guard let v = reply.first else { throw CLIError(code: 1, message: "\(BridgeNames.busName) sent an empty reply") }
+        return v
     }
 }
 
@@ -294,7 +300,7 @@ struct Users: BridgeCommand {
     @OptionGroup var options: BusOptions
     @Flag(help: "Print JSON.") var json = false
     func run(_ client: BridgeClient) async throws {
-        let users = try await client.call(BridgeNames.users, "GetUsers")[0]
+        let users = try client.first(await client.call(BridgeNames.users, "GetUsers"))
         if json {
             print(Render.json(users))
             return
@@ -475,7 +481,7 @@ struct Calls: BridgeCommand {
     @OptionGroup var options: BusOptions
     @Flag(help: "Print JSON.") var json = false
     func run(_ client: BridgeClient) async throws {
-        let objects = try await client.call(BridgeNames.objectManager, "GetManagedObjects")[0]
+        let objects = try client.first(await client.call(BridgeNames.objectManager, "GetManagedObjects"))
         guard case .dict(_, _, let entries) = objects else { return }
         if json {
             let items = entries.compactMap { e -> String? in
@@ -628,7 +634,7 @@ struct SetStatus: BridgeCommand {
 enum LiveValues {
     static let interactionIds = CompletionKind.custom { words, _, prefix in
         await ask(words) { client in
-            let objects = try await client.call(BridgeNames.objectManager, "GetManagedObjects")[0]
+            let objects = try client.first(await client.call(BridgeNames.objectManager, "GetManagedObjects"))
             guard case .dict(_, _, let entries) = objects else { return [] }
             return entries.compactMap { $0.value[BridgeNames.interaction]?["Id"]?.stringValue }
         }.filter { $0.hasPrefix(prefix) }

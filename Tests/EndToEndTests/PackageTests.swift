@@ -87,7 +87,7 @@ import TestSupport
         #expect(r.status == 0, "\(output)")
         for step in [
             "install: enabled, not started", "start: active, READY", "signals: ok", "upgrade: restarted", "remove: stopped",
-            "install configured: started by postinst", "purge: /etc/icws-bridge",
+            "install configured: started by postinst", "purge: icws-agents kept while it has members", "purge: /etc/icws-bridge",
         ] {
             #expect(output.contains(step), "\(step)")
         }

@@ -25,8 +25,8 @@ e2e_prepare() {
     command -v debootstrap >/dev/null || { apt-get install -y -qq debootstrap >/dev/null 2>&1 || skip "cannot install debootstrap"; }
     rm -rf "$e2e_cache.tmp"
     mkdir -p "$(dirname "$e2e_cache")"
-    debootstrap --variant=minbase --include=$e2e_include bookworm "$e2e_cache.tmp" > /tmp/icws-debootstrap.log 2>&1 \
-      || skip "debootstrap failed (no package mirror?): $(tail -1 /tmp/icws-debootstrap.log)"
+    debootstrap --variant=minbase --include=$e2e_include bookworm "$e2e_cache.tmp" > "$e2e_cache.log" 2>&1 \
+      || skip "debootstrap failed (no package mirror?): $(tail -1 "$e2e_cache.log")"
     mv "$e2e_cache.tmp" "$e2e_cache"
   fi
   # A disposable copy of the root, so runs do not see each other.
