@@ -3,7 +3,7 @@
 # root (debootstrap, cached), with its system bus; `inside CMD...` runs CMD in it.
 #   e2e_prepare       checks the machine, makes $work and $root (skip = exit 77)
 #   e2e_boot          boots systemd in $root, waits for running/degraded
-#   e2e_start_unit    systemctl start icws-bridge, relaxing only what nested
+#   e2e_start_unit [ARGS]  systemctl ARGS (default: start) icws-bridge, relaxing only what nested
 #                     sandboxes refuse (sets $relaxed, prints a NOTE)
 # The caller sets `set -euo pipefail` and may set ICWS_E2E_ROOTFS.
 
@@ -94,8 +94,9 @@ e2e_unit_failed() {
 
 relaxed=""
 e2e_start_unit() {
-  local action=${1:-start}
-  if inside systemctl "$action" icws-bridge.service 2>/dev/null; then return 0; fi
+  local action=("$@")
+  [ ${#action[@]} -gt 0 ] || action=(start)
+  if inside systemctl "${action[@]}" icws-bridge.service 2>/dev/null; then return 0; fi
   # Nested sandboxes refuse some of the unit's protections (device nodes, user
   # namespaces) and cannot hand credentials to another user. Say so, relax only
   # those, and go on; a failure for any other reason fails the test.
@@ -104,7 +105,7 @@ e2e_start_unit() {
   why=$(inside systemctl show -p StatusText --value icws-bridge.service)
   case "$code:$why" in
     226:*|217:*|78:*"no password"*) ;;
-    *) e2e_unit_failed "systemctl $action failed (status $code: $why)" ;;
+    *) e2e_unit_failed "systemctl ${action[*]} failed (status $code: $why)" ;;
   esac
   relaxed="PrivateDevices=no PrivateUsers=no, password-file instead of the credential"
   echo "NOTE: this machine cannot run the unit exactly as shipped (exit status $code${why:+: $why});"
