@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Bridge", "Systemd", "ICWS", "DBusKit", "CMalloc", "CNetlink", "ProcessSupport",
+                "Bridge", "BridgeContract", "Systemd", "ICWS", "DBusKit", "CMalloc", "CNetlink", "ProcessSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

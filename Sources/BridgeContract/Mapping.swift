@@ -67,6 +67,23 @@ public enum BridgeNames {
         }
         return out
     }
+
+    /// True for the path of one interaction object (one element below the prefix).
+    public static func isInteractionPath(_ path: String) -> Bool {
+        path.hasPrefix(interactionPrefix) && path.utf8.count > interactionPrefix.utf8.count
+            && !path.dropFirst(interactionPrefix.count).contains("/")
+    }
+
+    /// The interaction objects of an ObjectManager `GetManagedObjects` reply
+    /// (`a{oa{sa{sv}}}`): each path with its `…Bridge1.Interaction` properties.
+    /// Whatever else the reply holds is skipped; a reply of another shape is none.
+    public static func interactionObjects(inManagedObjects reply: DBusValue) -> [(path: String, properties: DBusValue)] {
+        guard case .dict(_, _, let entries) = reply else { return [] }
+        return entries.compactMap { e in
+            guard case .objectPath(let path) = e.key, isInteractionPath(path), let properties = e.value[interaction] else { return nil }
+            return (path, properties)
+        }
+    }
 }
 
 /// JSON → D-Bus as the contract says: string s, bool b, integer x, other

@@ -1,4 +1,5 @@
 import Bridge
+import BridgeContract
 import DBusKit
 import FoundationEssentials
 import ICWS
@@ -12,7 +13,7 @@ import Systemd
     import Glibc
 #endif
 
-public let daemonVersion = "0.1.0"
+public let daemonVersion = icwsBridgeVersion
 
 /// The sysexits code for a configuration error (systemd shows it as "config").
 public let exitConfigError: Int32 = 78

@@ -340,4 +340,4 @@ public final class NotifierService: Sendable {
 }
 
 /// The notifier's version (the project's).
-public let notifierVersion = "0.1.0"
+public let notifierVersion = icwsBridgeVersion

@@ -69,10 +69,7 @@ public enum NotifierSignals {
     }
 
     /// True for a path of an interaction object (`…/Bridge1/Interaction/<escaped id>`).
-    public static func isInteractionPath(_ path: String) -> Bool {
-        path.hasPrefix(BridgeNames.interactionPrefix) && path.utf8.count > BridgeNames.interactionPrefix.utf8.count
-            && !path.dropFirst(BridgeNames.interactionPrefix.count).contains("/")
-    }
+    public static func isInteractionPath(_ path: String) -> Bool { BridgeNames.isInteractionPath(path) }
 
     /// A signal of the bridge as a machine event.
     public static func bridgeEvent(_ s: BusSignal) -> NotifierMachine.Event? {
@@ -122,10 +119,7 @@ public enum NotifierSignals {
 
     /// The interaction objects in a `GetManagedObjects` answer (`a{oa{sa{sv}}}`), in its order.
     public static func interactions(inManagedObjects reply: [DBusValue]) -> [NotifierMachine.ObjectProperties] {
-        guard let first = reply.first, case .dict(_, _, let entries) = first else { return [] }
-        return entries.compactMap { e in
-            guard case .objectPath(let path) = e.key, isInteractionPath(path), let properties = e.value[BridgeNames.interaction] else { return nil }
-            return NotifierMachine.ObjectProperties(path: path, properties: properties)
-        }
+        guard let first = reply.first else { return [] }
+        return BridgeNames.interactionObjects(inManagedObjects: first).map { NotifierMachine.ObjectProperties(path: $0.path, properties: $0.properties) }
     }
 }

@@ -52,6 +52,11 @@ struct BridgeClient {
         try await first(call("org.freedesktop.DBus.Properties", "GetAll", [.string(interface)]))
     }
 
+    /// The agent's interaction objects (ObjectManager), path and properties.
+    func interactionObjects() async throws -> [(path: String, properties: DBusValue)] {
+        BridgeNames.interactionObjects(inManagedObjects: try first(await call(BridgeNames.objectManager, "GetManagedObjects")))
+    }
+
     /// The reply's one value; whoever owns the name may answer anything.
     func first(_ reply: [DBusValue]) throws -> DBusValue {
         guard let v = reply.first else { throw CLIError(code: 1, message: "\(BridgeNames.busName) sent an empty reply") }
@@ -130,6 +135,7 @@ struct IcwsBridgectl: AsyncParsableCommand {
         commandName: "icws-bridgectl",
         abstract: "Control and watch icws-bridged over D-Bus.",
         discussion: "Exit codes: 0 ok, 1 the daemon refused (the message says why), 69 daemon or bus unavailable, 75 no reply in time, 77 not allowed by the D-Bus policy.",
+        version: "icws-bridgectl \(icwsBridgeVersion)",
         subcommands: [
             Status.self, Connect.self, Disconnect.self, Ready.self, NotReady.self, Monitor.self, Users.self, Reconnect.self, Logout.self,
             SipCredentials.self, Statuses.self, SetStatus.self, Calls.self, Answer.self, Hangup.self, Hold.self, Mute.self, Digits.self, Transfer.self, Voicemail.self,
@@ -481,19 +487,14 @@ struct Calls: BridgeCommand {
     @OptionGroup var options: BusOptions
     @Flag(help: "Print JSON.") var json = false
     func run(_ client: BridgeClient) async throws {
-        let objects = try client.first(await client.call(BridgeNames.objectManager, "GetManagedObjects"))
-        guard case .dict(_, _, let entries) = objects else { return }
+        let objects = try await client.interactionObjects()
         if json {
-            let items = entries.compactMap { e -> String? in
-                guard let props = e.value[BridgeNames.interaction] else { return nil }
-                return "{\"path\":\(Render.json(e.key)),\"properties\":\(Render.json(props))}"
-            }
+            let items = objects.map { "{\"path\":\(Render.quote($0.path)),\"properties\":\(Render.json($0.properties))}" }
             print("[" + items.joined(separator: ",") + "]")
             return
         }
-        for e in entries {
-            guard let props = e.value[BridgeNames.interaction] else { continue }
-            print(Call(path: e.key.stringValue ?? "", properties: props).line)
+        for o in objects {
+            print(Call(path: o.path, properties: o.properties).line)
         }
     }
 }
@@ -634,9 +635,7 @@ struct SetStatus: BridgeCommand {
 enum LiveValues {
     static let interactionIds = CompletionKind.custom { words, _, prefix in
         await ask(words) { client in
-            let objects = try client.first(await client.call(BridgeNames.objectManager, "GetManagedObjects"))
-            guard case .dict(_, _, let entries) = objects else { return [] }
-            return entries.compactMap { $0.value[BridgeNames.interaction]?["Id"]?.stringValue }
+            try await client.interactionObjects().compactMap { $0.properties["Id"]?.stringValue }
         }.filter { $0.hasPrefix(prefix) }
     }
 
