@@ -64,6 +64,16 @@ static void add_entry(DBusMessageIter *dict, const char *key, int type, const vo
     dbus_message_iter_close_container(dict, &entry);
 }
 
+static _Atomic uint64_t sender_cpu_ns;
+
+uint64_t bench_sender_cpu_ns(void) { return sender_cpu_ns; }
+
+static uint64_t thread_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t bench_send_alerting(const char *address, const char *path, const char *interface, uint64_t first_seq, uint64_t count) {
     DBusError err;
     dbus_error_init(&err);
@@ -71,6 +81,7 @@ uint64_t bench_send_alerting(const char *address, const char *path, const char *
     if (!c) { dbus_error_free(&err); return 0; }
     if (!dbus_bus_register(c, &err)) { dbus_error_free(&err); dbus_connection_close(c); dbus_connection_unref(c); return 0; }
     uint64_t sent = 0;
+    uint64_t cpu0 = thread_cpu_ns();
     for (uint64_t i = 0; i < count; i++) {
         DBusMessage *m = dbus_message_new_signal(path, interface, "InteractionAlerting");
         if (!m) break;
@@ -117,6 +128,7 @@ uint64_t bench_send_alerting(const char *address, const char *path, const char *
         dbus_message_unref(m);
     }
     dbus_connection_flush(c);
+    sender_cpu_ns = thread_cpu_ns() - cpu0;
     dbus_connection_close(c);
     dbus_connection_unref(c);
     return sent;

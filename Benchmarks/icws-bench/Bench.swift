@@ -363,6 +363,7 @@ struct Bench {
             let address = bus.address
             Thread.detachNewThread { _ = bench_send_alerting(address, "/bench", BridgeNames.interactions, first, UInt64(n)) }
         }
+        print("  CPU of the plain libdbus sender per 1,000 signals (building and sending only): \(String(format: "%.1f ms", Double(bench_sender_cpu_ns()) / Double(burst) / 1000))")
         print("  bridge/floor = \(floorMax.rate > 0 ? String(format: "%.0f %%", Double(bridgeMax.rate) / Double(floorMax.rate) * 100) : "-")")
         try await client.addMatch(latencyRule)
 

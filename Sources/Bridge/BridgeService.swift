@@ -135,6 +135,10 @@ public final class BridgeService: Sendable {
         }
     }
 
+    /// Runs `body`, sending what it emits on the bus together at its end
+    /// (for the messages of one read of the stream).
+    public func coalescing(_ body: () -> Void) { connection.coalescing(body) }
+
     /// Puts one supervisor event on the bus.
     public func handle(_ event: SupervisorEvent) {
         do throws(BusError) {

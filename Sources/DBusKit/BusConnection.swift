@@ -84,6 +84,10 @@ public final class BusConnection: Sendable {
         var closing = false
         var closed = false
         var nextStreamId: UInt64 = 0
+        /// Callers inside `coalescing` now; while any is, work is queued
+        /// without waking the bus thread, and the last one out wakes it.
+        var holds = 0
+        var wakeHeld = false
     }
 
     struct MessageRefConnection: @unchecked Sendable {
@@ -314,17 +318,41 @@ public final class BusConnection: Sendable {
 
     /// Runs `work` on the bus thread with the raw connection. Order is kept.
     func submit(_ work: @escaping @Sendable (OpaquePointer) -> Void) -> Bool {
-        let (accepted, wasEmpty) = shared.withLock { s -> (Bool, Bool) in
+        let (accepted, wake) = shared.withLock { s -> (Bool, Bool) in
             guard !s.closing, !s.closed else { return (false, false) }
             let empty = s.work.isEmpty
             s.work.append(work)
+            if empty && s.holds > 0 {
+                s.wakeHeld = true
+                return (true, false)
+            }
             return (true, empty)
         }
-        if accepted && wasEmpty {
-            var one: UInt64 = 1
-            _ = write(loop.wakeFD, &one, 8)
-        }
+        if wake { wakeBusThread() }
         return accepted
+    }
+
+    private func wakeBusThread() {
+        var one: UInt64 = 1
+        _ = write(loop.wakeFD, &one, 8)
+    }
+
+    /// Runs `body`; what it (or anyone meanwhile) hands to the bus thread is
+    /// sent when it returns, with one wake-up of that thread rather than one
+    /// per message. For a burst of messages read at once; `body` must not wait
+    /// on the bus (a call would wait until the end of `body`).
+    public func coalescing<E: Error>(_ body: () throws(E) -> Void) throws(E) {
+        shared.withLock { $0.holds += 1 }
+        defer {
+            let wake = shared.withLock { s -> Bool in
+                s.holds -= 1
+                guard s.holds == 0, s.wakeHeld else { return false }
+                s.wakeHeld = false
+                return true
+            }
+            if wake { wakeBusThread() }
+        }
+        try body()
     }
 
     /// Closes the connection after flushing what was queued.

@@ -99,8 +99,9 @@ public final class BusObject: Sendable {
     /// Emits a signal declared in the XML, checking its signature.
     public func emit(_ interface: String, _ member: String, _ arguments: [DBusValue]) throws(BusError) {
         guard let s = self.interface(interface)?.signal(member) else { throw .unknownMethod("no signal \(interface).\(member)") }
-        let signature = arguments.map(\.signature).joined()
-        guard signature == s.signature else { throw .invalidArgs("signal \(member) is (\(s.signature)), not (\(signature))") }
+        guard DBusValue.signatures(of: arguments, are: s.signature) else {
+            throw .invalidArgs("signal \(member) is (\(s.signature)), not (\(arguments.map(\.signature).joined()))")
+        }
         guard let c = connection.withLock({ $0 }) else { throw .disconnected("object not exported") }
         try c.emitSignal(path: path, interface: interface, member: member, arguments: arguments)
     }

@@ -1,8 +1,16 @@
 import CDBus
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A D-Bus value with its type. Arrays and dicts carry their element
 /// signature so that empty ones still have a type.
-public indirect enum DBusValue: Sendable, Equatable, CustomStringConvertible {
+///
+/// Only a variant holds its value in a box of its own: containers already keep
+/// their elements in an array's buffer, and scalars and strings are stored in
+/// place, so a message's tree costs one allocation per container, not one per value.
+public enum DBusValue: Sendable, Equatable, CustomStringConvertible {
     case byte(UInt8)
     case bool(Bool)
     case int16(Int16)
@@ -18,7 +26,7 @@ public indirect enum DBusValue: Sendable, Equatable, CustomStringConvertible {
     case array(element: String, [DBusValue])
     case dict(key: String, value: String, [DictEntry])
     case structure([DBusValue])
-    case variant(DBusValue)
+    indirect case variant(DBusValue)
 
     public struct DictEntry: Sendable, Equatable {
         public var key: DBusValue
@@ -31,6 +39,11 @@ public indirect enum DBusValue: Sendable, Equatable, CustomStringConvertible {
 
     public var signature: String {
         switch self {
+        // The shapes the bridge sends most, as literals: no string is built.
+        case .dict(let k, let v, _) where k == "s" && v == "v": return "a{sv}"
+        case .dict(let k, let v, _) where k == "s" && v == "s": return "a{ss}"
+        case .array(let e, _) where e == "s": return "as"
+        case .array(let e, _) where e == "a{sv}": return "aa{sv}"
         case .byte: return "y"
         case .bool: return "b"
         case .int16: return "n"
@@ -47,6 +60,17 @@ public indirect enum DBusValue: Sendable, Equatable, CustomStringConvertible {
         case .dict(let k, let v, _): return "a{" + k + v + "}"
         case .structure(let fields): return "(" + fields.map(\.signature).joined() + ")"
         case .variant: return "v"
+        }
+    }
+
+    /// True when the signatures of `values`, one after the other, are exactly
+    /// `sig` (a signal's arguments against its declaration), without building any string.
+    public static func signatures(of values: [DBusValue], are sig: String) -> Bool {
+        var s = sig
+        return s.withUTF8 { bytes in
+            var i = 0
+            for v in values where !v.matchSignature(bytes, &i) { return false }
+            return i == bytes.count
         }
     }
 
@@ -214,7 +238,13 @@ extension DBusValue {
     /// D-Bus strings may not contain NUL; ICWS text could. NULs are dropped
     /// rather than letting libdbus abort on them.
     static func sanitized(_ s: String) -> String {
-        s.utf8.contains(0) ? String(s.unicodeScalars.filter { $0.value != 0 }.map(Character.init)) : s
+        hasNUL(s) ? String(s.unicodeScalars.filter { $0.value != 0 }.map(Character.init)) : s
+    }
+
+    /// True when `s` holds a NUL: its C string is then shorter than its bytes
+    /// (strlen, not a Swift loop over the bytes).
+    static func hasNUL(_ s: String) -> Bool {
+        s.withCString { strlen($0) } != s.utf8.count
     }
 
     /// Checks the whole tree before libdbus sees it: libdbus aborts the
@@ -266,7 +296,14 @@ extension DBusValue {
             return withUnsafePointer(to: &v) { dbus_message_iter_append_basic(&iter, type, $0) } != 0
         }
         func text(_ type: Int32, _ s: String) -> Bool {
-            DBusValue.sanitized(s).withCString { cs in
+            // One pass: the C string is the one appended unless it is cut short by a NUL.
+            let whole = s.withCString { cs -> Bool? in
+                guard strlen(cs) == s.utf8.count else { return nil }
+                var p: UnsafePointer<CChar>? = cs
+                return withUnsafePointer(to: &p) { dbus_message_iter_append_basic(&iter, type, $0) } != 0
+            }
+            if let whole { return whole }
+            return DBusValue.sanitized(s).withCString { cs in
                 var p: UnsafePointer<CChar>? = cs
                 return withUnsafePointer(to: &p) { dbus_message_iter_append_basic(&iter, type, $0) } != 0
             }
@@ -302,7 +339,8 @@ extension DBusValue {
         case .array(let e, let items):
             return container(TypeCode.array, e) { sub in items.allSatisfy { $0.append(to: &sub) } }
         case .dict(let k, let v, let entries):
-            return container(TypeCode.array, "{" + k + v + "}") { sub in
+            let entry: String = k == "s" && v == "v" ? "{sv}" : k == "s" && v == "s" ? "{ss}" : "{" + k + v + "}"
+            return container(TypeCode.array, entry) { sub in
                 entries.allSatisfy { entry in
                     var e = DBusMessageIter()
                     guard dbus_message_iter_open_container(&sub, TypeCode.dictEntry, nil, &e) != 0 else { return false }

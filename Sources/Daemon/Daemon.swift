@@ -95,7 +95,7 @@ public enum Daemon {
         let relay = EventRelay()
         let supervisor = SessionSupervisor(
             configuration: config.supervisorConfiguration(password: password), client: client, logger: logger,
-            eventHandler: relay.deliver)
+            eventHandler: relay.deliver, batch: relay.batch)
 
         let connection: BusConnection
         do { connection = try await BusConnection.connect(options.bus, logger: logger) } catch {
@@ -291,4 +291,9 @@ final class EventRelay: Sendable {
     func connect(_ bridge: BridgeService) { target.withLock { $0 = bridge } }
 
     @Sendable func deliver(_ event: SupervisorEvent) { target.withLock { $0 }?.handle(event) }
+
+    /// The events `body` delivers go to the bus together (one wake-up of its thread).
+    @Sendable func batch(_ body: () -> Void) {
+        if let bridge = target.withLock({ $0 }) { bridge.coalescing(body) } else { body() }
+    }
 }

@@ -371,12 +371,13 @@ public final class ICWSClient: Sendable {
         }
     }
 
-    /// Opens the server-sent event stream and feeds every event and keep-alive
-    /// to `handler` until the stream ends (returns normally), breaks (throws),
-    /// or nothing at all arrives for `stallTimeout` (throws a timeout).
+    /// Opens the server-sent event stream and feeds its events and keep-alives
+    /// to `handler`, all those of one read at once, in order, until the stream
+    /// ends (returns normally), breaks (throws), or nothing at all arrives for
+    /// `stallTimeout` (throws a timeout).
     public func streamEvents(
         _ session: ICWSSession, stallTimeout: Duration, maxEventBytes: Int,
-        handler: @escaping @Sendable (SSEParser.Output) async -> Void
+        handler: @escaping @Sendable ([SSEParser.Output]) async -> Void
     ) async throws(ICWSError) {
         var request = HTTPClientRequest(url: session.base.url("/icws/\(session.sessionId)/messaging/messages"))
         request.method = .GET
@@ -405,8 +406,10 @@ public final class ICWSClient: Sendable {
                         try chunk.withUnsafeReadableBytes { raw in
                             try parser.feed(raw) { outputs.append($0) }
                         }
-                        for o in outputs { await handler(o) }
-                        outputs.removeAll(keepingCapacity: true)
+                        if !outputs.isEmpty {
+                            await handler(outputs)
+                            outputs.removeAll(keepingCapacity: true)
+                        }
                     }
                 }
                 group.addTask {

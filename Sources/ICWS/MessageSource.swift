@@ -11,32 +11,37 @@ struct MessageSource: Sendable {
 
     /// Reads messages until the stream ends: nil when it ended cleanly, else
     /// its error. `opened` is called once, when the first bytes (or the first
-    /// poll's answer) arrive; `deliver` for every message, in order.
+    /// poll's answer) arrive; `deliver` with the messages of each read (or
+    /// poll), in order: in a burst, one hand-over carries many messages.
     func run(
         _ s: ICWSSession, opened: @escaping @Sendable () async -> Void,
-        deliver: @escaping @Sendable (Result<ICWSMessage, MessageDecodeError>) async -> Void
+        deliver: @escaping @Sendable ([Result<ICWSMessage, MessageDecodeError>]) async -> Void
     ) async -> ICWSError? {
         sse ? await stream(s, opened: opened, deliver: deliver) : await poll(s, opened: opened, deliver: deliver)
     }
 
     private func stream(
         _ s: ICWSSession, opened: @escaping @Sendable () async -> Void,
-        deliver: @escaping @Sendable (Result<ICWSMessage, MessageDecodeError>) async -> Void
+        deliver: @escaping @Sendable ([Result<ICWSMessage, MessageDecodeError>]) async -> Void
     ) async -> ICWSError? {
         let first = LockedValue(true)
         do throws(ICWSError) {
-            try await client.streamEvents(s, stallTimeout: stallTimeout, maxEventBytes: maxEventBytes) { output in
+            try await client.streamEvents(s, stallTimeout: stallTimeout, maxEventBytes: maxEventBytes) { outputs in
                 if first.update({ f in defer { f = false }; return f }) {
                     // The stream's connection exists now: keep-alive on it.
                     TCPKeepAlive.enableOnOpenSockets()
                     await opened()
                 }
-                guard case .event(let event) = output else { return }
-                do throws(MessageDecodeError) {
-                    await deliver(.success(try ICWSMessage.decode(text: event.data)))
-                } catch {
-                    await deliver(.failure(error))
+                var messages: [Result<ICWSMessage, MessageDecodeError>] = []
+                messages.reserveCapacity(outputs.count)
+                for case .event(let event) in outputs {
+                    do throws(MessageDecodeError) {
+                        messages.append(.success(try ICWSMessage.decode(text: event.data)))
+                    } catch {
+                        messages.append(.failure(error))
+                    }
                 }
+                if !messages.isEmpty { await deliver(messages) }
             }
             return nil
         } catch {
@@ -46,7 +51,7 @@ struct MessageSource: Sendable {
 
     private func poll(
         _ s: ICWSSession, opened: @escaping @Sendable () async -> Void,
-        deliver: @escaping @Sendable (Result<ICWSMessage, MessageDecodeError>) async -> Void
+        deliver: @escaping @Sendable ([Result<ICWSMessage, MessageDecodeError>]) async -> Void
     ) async -> ICWSError? {
         var first = true
         while !Task.isCancelled {
@@ -56,7 +61,7 @@ struct MessageSource: Sendable {
                     first = false
                     await opened()
                 }
-                for r in results { await deliver(r) }
+                if !results.isEmpty { await deliver(results) }
             } catch {
                 return error
             }

@@ -80,6 +80,9 @@ public actor SessionSupervisor {
     private let eventSink: AsyncStream<SupervisorEvent>.Continuation
     /// Called in order, on the supervisor, for every event: no task hop per message.
     private let eventHandler: (@Sendable (SupervisorEvent) -> Void)?
+    /// Runs the handling of several messages (those of one read of the
+    /// stream): the events it publishes may be sent on together.
+    private let batch: (@Sendable (() -> Void) -> Void)?
     private let client: ICWSClient
     private let clock: any SupervisorClock
     private let random: (@Sendable () -> Double)?
@@ -103,9 +106,10 @@ public actor SessionSupervisor {
     public init(
         configuration: SupervisorConfiguration, client: ICWSClient, clock: any SupervisorClock = SystemSupervisorClock(),
         random: (@Sendable () -> Double)? = nil, units: [SubscriptionUnit] = SubscriptionUnit.standard, logger: Logger,
-        eventHandler: (@Sendable (SupervisorEvent) -> Void)? = nil
+        eventHandler: (@Sendable (SupervisorEvent) -> Void)? = nil, batch: (@Sendable (() -> Void) -> Void)? = nil
     ) {
         self.eventHandler = eventHandler
+        self.batch = batch
         self.client = client
         self.clock = clock
         self.random = random
@@ -204,6 +208,13 @@ public actor SessionSupervisor {
         eventSink.finish()
     }
 
+    /// The messages of one read, one after the other, in one turn of the
+    /// actor, inside `batch` (which lets the bus side send them with one wake-up).
+    private func handle(messages: [Result<ICWSMessage, MessageDecodeError>], of e: Machine.Epoch) {
+        let run = { for m in messages { self.handle(.message(e, m)) } }
+        if let batch { batch(run) } else { run() }
+    }
+
     private func handle(_ event: Machine.Event) {
         var actions = actionBuffer
         actionBuffer = []
@@ -240,8 +251,8 @@ public actor SessionSupervisor {
                 client: client, sse: sse, pollInterval: c.pollInterval, stallTimeout: c.stallTimeout,
                 maxEventBytes: c.maxEventBytes)
             spawn(epoch: e) {
-                let error = await source.run(s, opened: { await self.handle(.streamOpened(e)) }) { message in
-                    await self.handle(.message(e, message))
+                let error = await source.run(s, opened: { await self.handle(.streamOpened(e)) }) { messages in
+                    await self.handle(messages: messages, of: e)
                 }
                 return .streamEnded(e, error)
             }

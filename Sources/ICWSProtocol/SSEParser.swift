@@ -49,32 +49,38 @@ public struct SSEParser: Sendable {
     public mutating func feed<Bytes: Sequence<UInt8>>(
         _ bytes: Bytes, _ emit: (Output) throws -> Void
     ) throws {
-        try feedBytes(bytes, emit)
+        let done: Void? = try bytes.withContiguousStorageIfAvailable { b in try feed(UnsafeRawBufferPointer(b), emit) }
+        if done == nil {
+            try Array(bytes).withUnsafeBytes { try feed($0, emit) }
+        }
     }
 
-    /// The same for a raw buffer (what the HTTP client hands over): a concrete
-    /// entry, so that the byte loop is specialized here rather than run through
-    /// a generic `Sequence` from another module.
+    /// The same for a raw buffer (what the HTTP client hands over): each line's
+    /// bytes are found by one scan for CR or LF and appended as one run.
     public mutating func feed(_ bytes: UnsafeRawBufferPointer, _ emit: (Output) throws -> Void) throws {
-        try feedBytes(bytes, emit)
-    }
-
-    private mutating func feedBytes<Bytes: Sequence<UInt8>>(_ bytes: Bytes, _ emit: (Output) throws -> Void) throws {
-        for b in bytes {
+        let n = bytes.count
+        var i = 0
+        while i < n {
             if skipLF {
                 skipLF = false
-                if b == 0x0A { continue }
+                if bytes[i] == 0x0A {
+                    i += 1
+                    continue
+                }
             }
-            if b == 0x0A || b == 0x0D {
-                if b == 0x0D { skipLF = true }
-                try processLine(emit)
-                line.removeAll(keepingCapacity: true)
-                continue
+            var j = i
+            while j < n, bytes[j] != 0x0A, bytes[j] != 0x0D { j += 1 }
+            if j > i {
+                if line.count + (j - i) + data.count > maxEventBytes {
+                    throw SSEParseError(description: "event larger than \(maxEventBytes) bytes")
+                }
+                line.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<j]))
             }
-            line.append(b)
-            if line.count + data.count > maxEventBytes {
-                throw SSEParseError(description: "event larger than \(maxEventBytes) bytes")
-            }
+            guard j < n else { return }
+            if bytes[j] == 0x0D { skipLF = true }
+            try processLine(emit)
+            line.removeAll(keepingCapacity: true)
+            i = j + 1
         }
     }
 

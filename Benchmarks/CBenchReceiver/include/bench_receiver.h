@@ -18,4 +18,6 @@ void bench_receiver_reset(bench_receiver *r);
 /// shaped like the bridge's (one alerting detail, is_delta), built and sent
 /// with libdbus alone as fast as it goes. Returns how many were sent.
 uint64_t bench_send_alerting(const char *address, const char *path, const char *interface, uint64_t first_seq, uint64_t count);
+/// The CPU time (its thread's, building and sending, up to the flush) of the last `bench_send_alerting`.
+uint64_t bench_sender_cpu_ns(void);
 #endif
