@@ -167,7 +167,7 @@ public final class BridgeService: Sendable {
 
     private func handle(message: ICWSMessage) throws(BusError) {
         for signal in Emission.signals(for: message) {
-            try object.emit(signal.spec, signal.arguments)
+            try signal.emit(on: object)
             countSignal()
         }
         switch message {

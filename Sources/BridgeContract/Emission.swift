@@ -4,9 +4,64 @@ import ICWSProtocol
 /// One signal as the bridge emits it.
 public struct SignalEmission: Sendable {
     public var spec: SignalSpec
-    public var arguments: [DBusValue]
+    let body: Body
     public var interface: String { spec.interface }
     public var member: String { spec.name }
+
+    enum Body: Sendable {
+        case values([DBusValue])
+        /// One `InteractionAlerting` of the messages' details; `itemsBound` is
+        /// the sum of their maps' `encodedSizeBound`.
+        case alerting(ArraySlice<InteractionAlertDetail>, isDelta: Bool, itemsBound: Int)
+    }
+
+    init(spec: SignalSpec, arguments: [DBusValue]) {
+        self.spec = spec
+        body = .values(arguments)
+    }
+
+    init(spec: SignalSpec, body: Body) {
+        self.spec = spec
+        self.body = body
+    }
+
+    /// The arguments as values.
+    public var arguments: [DBusValue] {
+        switch body {
+        case .values(let a): return a
+        case .alerting(let details, let isDelta, _): return [.vardicts(details.map(ContractMaps.alertDetail)), .bool(isDelta)]
+        }
+    }
+
+    /// `encodedSizeBound` of the arguments, summed.
+    public var sizeBound: Int {
+        switch body {
+        case .values(let a): return a.reduce(0) { $0 + $1.encodedSizeBound }
+        case .alerting(_, _, let items): return DBusValue.vardicts([]).encodedSizeBound + items + DBusValue.bool(true).encodedSizeBound
+        }
+    }
+
+    /// The arguments written straight into the message, for the signals whose
+    /// values exist for that message alone (an alerting burst builds no tree);
+    /// nil for the others. What it writes is `arguments`, byte for byte.
+    public var direct: ((inout ArgumentWriter) -> Void)? {
+        guard case .alerting(let details, let isDelta, _) = body else { return nil }
+        return { w in
+            w.vardicts { a in
+                for d in details { a.vardict { ContractMaps.alertDetail(d, into: &$0) } }
+            }
+            w.bool(isDelta)
+        }
+    }
+
+    /// Emits it on `object`.
+    public func emit(on object: BusObject) throws(BusError) {
+        if let direct {
+            try object.emit(spec.interface, spec.name, sizeBound: sizeBound, direct)
+        } else {
+            try object.emit(spec.interface, spec.name, arguments)
+        }
+    }
 }
 
 /// The one path from a decoded ICWS message to the signals that publish it
@@ -22,9 +77,10 @@ public enum Emission {
                     arguments: [ContractMaps.stationInfo(m.previousStationInfo), ContractMaps.stationInfo(m.newStationInfo), .bool(m.isDelta)])
             ]
         case .interactionAlerting(let m):
-            return SignalSplitter.runs(m.details.map(ContractMaps.alertDetail)).enumerated().map { i, run in
+            return SignalSplitter.runs(costs: m.details.map(ContractMaps.alertDetailSizeBound)).enumerated().map { i, run in
                 SignalEmission(
-                    spec: Contract.Interactions.alertingSignal, arguments: [.vardicts(run), .bool(i == 0 ? m.isDelta : true)])
+                    spec: Contract.Interactions.alertingSignal,
+                    body: .alerting(m.details[run.range], isDelta: i == 0 ? m.isDelta : true, itemsBound: run.cost))
             }
         case .users(let m):
             return SignalSplitter.usersChanged(

@@ -80,20 +80,25 @@ extension JSONValue {
 /// `BusLimits.signalSplitBytes` (an entry larger alone goes alone), in order.
 public enum SignalSplitter {
     public static func runs(_ items: [DBusValue], limit: Int = BusLimits.signalSplitBytes) -> [[DBusValue]] {
-        var runs: [[DBusValue]] = []
-        var current: [DBusValue] = []
+        runs(costs: items.map(\.encodedSizeBound), limit: limit).map { Array(items[$0.range]) }
+    }
+
+    /// The same split by the items' costs (their `encodedSizeBound`): the
+    /// index range of each run and the sum of its costs. One run (empty when
+    /// there are no items) at least.
+    public static func runs(costs: [Int], limit: Int = BusLimits.signalSplitBytes) -> [(range: Range<Int>, cost: Int)] {
+        var runs: [(range: Range<Int>, cost: Int)] = []
+        var start = 0
         var size = 0
-        for item in items {
-            let cost = item.encodedSizeBound
-            if !current.isEmpty, size + cost > limit {
-                runs.append(current)
-                current = []
+        for (i, cost) in costs.enumerated() {
+            if i > start, size + cost > limit {
+                runs.append((start..<i, size))
+                start = i
                 size = 0
             }
-            current.append(item)
             size += cost
         }
-        if !current.isEmpty || runs.isEmpty { runs.append(current) }
+        if start < costs.count || runs.isEmpty { runs.append((start..<costs.count, size)) }
         return runs
     }
 

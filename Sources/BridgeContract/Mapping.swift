@@ -283,17 +283,32 @@ public enum ContractMaps {
     }
 
     public static func alertDetail(_ d: InteractionAlertDetail) -> DBusValue {
+        var b = VardictBuilder(capacity: 10)
+        alertDetail(d, into: &b)
+        return b.value
+    }
+
+    /// The map of one alerting interaction, into any sink: the value (Get,
+    /// tests), the message itself (the signal), or its size bound (splitting).
+    public static func alertDetail<Sink: VardictSink>(_ d: InteractionAlertDetail, into p: inout Sink) {
         var budget = EntryBudget()
-        var p: [(String, DBusValue)] = [
-            ("interactionId", .string(budget.string(d.interactionId))),
-            ("interactionType", .string(budget.string(d.interactionType))),
-            ("name", .string(budget.string(d.name))), ("address", .string(budget.string(d.address))),
-            ("alertType", .uint32(d.alertType.rawValue)), ("alertAction", .uint32(d.alertAction.rawValue)), ("autoAnswer", .bool(d.autoAnswer)),
-        ]
-        if let q = d.queueType { p.append(("queueType", .uint32(q.rawValue))) }
-        if let q = d.queueName { p.append(("queueName", .string(budget.string(q)))) }
-        p.append(("attributes", .stringDict(d.attributes.map { (budget.string($0.0), budget.string($0.1)) })))
-        return .vardict(p)
+        p.string("interactionId", budget.string(d.interactionId))
+        p.string("interactionType", budget.string(d.interactionType))
+        p.string("name", budget.string(d.name))
+        p.string("address", budget.string(d.address))
+        p.uint32("alertType", d.alertType.rawValue)
+        p.uint32("alertAction", d.alertAction.rawValue)
+        p.bool("autoAnswer", d.autoAnswer)
+        if let q = d.queueType { p.uint32("queueType", q.rawValue) }
+        if let q = d.queueName { p.string("queueName", budget.string(q)) }
+        p.stringDict("attributes", d.attributes.map { (budget.string($0.0), budget.string($0.1)) })
+    }
+
+    /// `alertDetail(d).encodedSizeBound`, without building the value.
+    public static func alertDetailSizeBound(_ d: InteractionAlertDetail) -> Int {
+        var b = VardictSizeBound()
+        alertDetail(d, into: &b)
+        return b.bound
     }
 
     /// A user map: id, displayName and the properties as JSON → D-Bus, under one entry budget.

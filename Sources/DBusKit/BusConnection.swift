@@ -571,19 +571,25 @@ public final class BusConnection: Sendable {
     /// A signal message with its arguments, checked before libdbus sees them:
     /// names, value types, and a size the bus takes. The caller owns the reference.
     static func makeSignal(path: String, interface: String, member: String, arguments: [DBusValue]) throws(BusError) -> OpaquePointer {
-        guard path.withCString({ dbus_validate_path($0, nil) }) != 0,
-            interface.withCString({ dbus_validate_interface($0, nil) }) != 0,
-            member.withCString({ dbus_validate_member($0, nil) }) != 0
-        else { throw .invalidArgs("invalid signal path, interface or member") }
-        let size = arguments.reduce(0) { $0 + $1.encodedSizeBound }
-        guard size <= maxMessageBytes - headerSlack else {
-            throw .limitsExceeded("signal \(member) would be about \(size >> 20) MiB, more than a D-Bus message may carry")
-        }
-        guard let m = dbus_message_new_signal(path, interface, member) else { throw .failed("out of memory") }
+        let m = try makeSignal(path: path, interface: interface, member: member, sizeBound: arguments.reduce(0) { $0 + $1.encodedSizeBound })
         do { try DBusValue.appendAll(arguments, to: m) } catch {
             dbus_message_unref(m)
             throw .invalidArgs(error.description)
         }
+        return m
+    }
+
+    /// An empty signal message, once its names are valid and `sizeBound`
+    /// (of its arguments) is within what a message may carry.
+    static func makeSignal(path: String, interface: String, member: String, sizeBound: Int) throws(BusError) -> OpaquePointer {
+        guard path.withCString({ dbus_validate_path($0, nil) }) != 0,
+            interface.withCString({ dbus_validate_interface($0, nil) }) != 0,
+            member.withCString({ dbus_validate_member($0, nil) }) != 0
+        else { throw .invalidArgs("invalid signal path, interface or member") }
+        guard sizeBound <= maxMessageBytes - headerSlack else {
+            throw .limitsExceeded("signal \(member) would be about \(sizeBound >> 20) MiB, more than a D-Bus message may carry")
+        }
+        guard let m = dbus_message_new_signal(path, interface, member) else { throw .failed("out of memory") }
         return m
     }
 
@@ -594,7 +600,11 @@ public final class BusConnection: Sendable {
     /// would save that hand-off, but a write error there makes libdbus remove
     /// its watches from that thread while the bus thread may be using them.
     public func emitSignal(path: String, interface: String, member: String, arguments: [DBusValue]) throws(BusError) {
-        let m = try Self.makeSignal(path: path, interface: interface, member: member, arguments: arguments)
+        try send(signal: Self.makeSignal(path: path, interface: interface, member: member, arguments: arguments))
+    }
+
+    /// Hands a built signal (whose reference it takes) to the bus thread.
+    func send(signal m: OpaquePointer) throws(BusError) {
         let ref = MessageRef(pointer: m)
         let accepted = submit { conn in
             dbus_connection_send(conn, ref.pointer, nil)

@@ -15,7 +15,7 @@ public final class BusObject: Sendable {
     private let properties = Mutex<[String: [String: DBusValue]]>([:])
     /// Properties announced as invalidated: read on demand by Get and GetAll.
     private let getters = Mutex<[String: @Sendable () -> DBusValue]>([:])
-    private let connection = Mutex<BusConnection?>(nil)
+    let connection = Mutex<BusConnection?>(nil)
 
     static let introspectionHeader =
         "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n"

@@ -291,37 +291,10 @@ extension DBusValue {
 
     /// Appends to a message iterator; call `validate()` first.
     func append(to iter: inout DBusMessageIter) -> Bool {
-        func basic<T>(_ type: Int32, _ value: T) -> Bool {
-            var v = value
-            return withUnsafePointer(to: &v) { dbus_message_iter_append_basic(&iter, type, $0) } != 0
-        }
-        func text(_ type: Int32, _ s: String) -> Bool {
-            // One pass: the C string is the one appended unless it is cut short by a NUL.
-            let whole = s.withCString { cs -> Bool? in
-                guard strlen(cs) == s.utf8.count else { return nil }
-                var p: UnsafePointer<CChar>? = cs
-                return withUnsafePointer(to: &p) { dbus_message_iter_append_basic(&iter, type, $0) } != 0
-            }
-            if let whole { return whole }
-            return DBusValue.sanitized(s).withCString { cs in
-                var p: UnsafePointer<CChar>? = cs
-                return withUnsafePointer(to: &p) { dbus_message_iter_append_basic(&iter, type, $0) } != 0
-            }
-        }
+        func basic<T>(_ type: Int32, _ value: T) -> Bool { DBusValue.appendBasic(&iter, type, value) }
+        func text(_ type: Int32, _ s: String) -> Bool { DBusValue.appendText(&iter, type, s) }
         func container(_ type: Int32, _ sig: String?, _ body: (inout DBusMessageIter) -> Bool) -> Bool {
-            var sub = DBusMessageIter()
-            let opened: Bool
-            if let sig {
-                opened = sig.withCString { dbus_message_iter_open_container(&iter, type, $0, &sub) } != 0
-            } else {
-                opened = dbus_message_iter_open_container(&iter, type, nil, &sub) != 0
-            }
-            guard opened else { return false }
-            guard body(&sub) else {
-                dbus_message_iter_abandon_container(&iter, &sub)
-                return false
-            }
-            return dbus_message_iter_close_container(&iter, &sub) != 0
+            DBusValue.appendContainer(&iter, type, sig, body)
         }
         switch self {
         case .byte(let v): return basic(TypeCode.byte, v)
@@ -356,6 +329,45 @@ extension DBusValue {
         case .variant(let inner):
             return container(TypeCode.variant, inner.signature) { sub in inner.append(to: &sub) }
         }
+    }
+
+    static func appendBasic<T>(_ iter: inout DBusMessageIter, _ type: Int32, _ value: T) -> Bool {
+        var v = value
+        return withUnsafePointer(to: &v) { dbus_message_iter_append_basic(&iter, type, $0) } != 0
+    }
+
+    /// A string, object path or signature (a NUL in it is dropped, see `sanitized`).
+    static func appendText(_ iter: inout DBusMessageIter, _ type: Int32, _ s: String) -> Bool {
+        // One pass: the C string is the one appended unless it is cut short by a NUL.
+        let whole = s.withCString { cs -> Bool? in
+            guard strlen(cs) == s.utf8.count else { return nil }
+            var p: UnsafePointer<CChar>? = cs
+            return withUnsafePointer(to: &p) { dbus_message_iter_append_basic(&iter, type, $0) } != 0
+        }
+        if let whole { return whole }
+        return sanitized(s).withCString { cs in
+            var p: UnsafePointer<CChar>? = cs
+            return withUnsafePointer(to: &p) { dbus_message_iter_append_basic(&iter, type, $0) } != 0
+        }
+    }
+
+    /// Opens a container, lets `body` fill it, and closes it (abandons it when `body` fails).
+    static func appendContainer(
+        _ iter: inout DBusMessageIter, _ type: Int32, _ sig: String?, _ body: (inout DBusMessageIter) -> Bool
+    ) -> Bool {
+        var sub = DBusMessageIter()
+        let opened: Bool
+        if let sig {
+            opened = sig.withCString { dbus_message_iter_open_container(&iter, type, $0, &sub) } != 0
+        } else {
+            opened = dbus_message_iter_open_container(&iter, type, nil, &sub) != 0
+        }
+        guard opened else { return false }
+        guard body(&sub) else {
+            dbus_message_iter_abandon_container(&iter, &sub)
+            return false
+        }
+        return dbus_message_iter_close_container(&iter, &sub) != 0
     }
 
     /// Reads the value at the iterator (which must not be at the end).

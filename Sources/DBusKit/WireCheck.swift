@@ -27,4 +27,36 @@ public enum WireCheck {
         }
         return .success(Int(length))
     }
+
+    /// The signal's bytes as a bus receives them (serial 1), built from values.
+    public static func bytes(path: String, interface: String, member: String, arguments: [DBusValue]) -> Result<[UInt8], BusError> {
+        do { return .success(marshal(try BusConnection.makeSignal(path: path, interface: interface, member: member, arguments: arguments))) } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The same, written straight into the message (`ArgumentWriter`): a test
+    /// compares the two.
+    public static func bytes(
+        path: String, interface: String, member: String, signature: String, sizeBound: Int, write: (inout ArgumentWriter) -> Void
+    ) -> Result<[UInt8], BusError> {
+        do {
+            return .success(
+                marshal(
+                    try BusConnection.makeSignal(path: path, interface: interface, member: member, signature: signature, sizeBound: sizeBound, write: write)))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Marshals (and releases) a message; empty when libdbus cannot.
+    private static func marshal(_ m: OpaquePointer) -> [UInt8] {
+        defer { dbus_message_unref(m) }
+        dbus_message_set_serial(m, 1)
+        var buffer: UnsafeMutablePointer<CChar>?
+        var length: Int32 = 0
+        guard dbus_message_marshal(m, &buffer, &length) != 0, let buffer else { return [] }
+        defer { dbus_free(buffer) }
+        return UnsafeRawBufferPointer(start: buffer, count: Int(length)).map { $0 }
+    }
 }

@@ -63,6 +63,17 @@ public enum FuzzEntries {
                 case .success: break
                 case .failure(let e): preconditionFailure("the bus would refuse \(signal.member): \(e)")
                 }
+                // Written straight into the message, it is the same message byte for byte.
+                if let direct = signal.direct {
+                    let path = BridgeNames.objectPath
+                    let built = WireCheck.bytes(path: path, interface: signal.interface, member: signal.member, arguments: signal.arguments)
+                    let written = WireCheck.bytes(
+                        path: path, interface: signal.interface, member: signal.member, signature: signal.spec.signature,
+                        sizeBound: signal.sizeBound, write: direct)
+                    precondition(
+                        (try? built.get()) == (try? written.get()) && (try? built.get()) != nil, "signal \(signal.member) written directly differs")
+                    precondition(signal.sizeBound == signal.arguments.reduce(0) { $0 + $1.encodedSizeBound }, "size bound of \(signal.member) differs")
+                }
             }
             if case .interactionAlerting(let m) = message { alerting.apply(m) }
             if case .users(let m) = message { users.apply(m) }
