@@ -72,6 +72,8 @@ public final class BusConnection: Sendable {
     /// the daemon with calls gets LimitsExceeded, not an ever-growing backlog).
     private let callsInFlight = Atomic<Int>(0)
     static let maxCallsInFlight = 512
+    /// Work items queued inside `coalescing` before the bus thread is woken anyway.
+    static let maxHeldWork = 32
     /// The largest message the bus takes: `max_message_size` of dbus-daemon's
     /// system and session configurations (32 MiB). A bus drops a client that
     /// sends more, so replies and signals past it are refused here first.
@@ -322,11 +324,13 @@ public final class BusConnection: Sendable {
             guard !s.closing, !s.closed else { return (false, false) }
             let empty = s.work.isEmpty
             s.work.append(work)
-            if empty && s.holds > 0 {
-                s.wakeHeld = true
-                return (true, false)
-            }
-            return (true, empty)
+            guard s.holds > 0 else { return (true, empty) }
+            if empty { s.wakeHeld = true }
+            // A long batch does not keep its first signals waiting: every
+            // `maxHeldWork` items the bus thread is woken all the same.
+            guard s.wakeHeld, s.work.count >= Self.maxHeldWork else { return (true, false) }
+            s.wakeHeld = false
+            return (true, true)
         }
         if wake { wakeBusThread() }
         return accepted
