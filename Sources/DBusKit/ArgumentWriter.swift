@@ -14,7 +14,7 @@ public protocol VardictSink {
 
 /// Builds the `a{sv}` value (`DBusValue.vardict`) of the entries.
 public struct VardictBuilder: VardictSink {
-    public private(set) var pairs: [(String, DBusValue)] = []
+    private var pairs: [(String, DBusValue)] = []
 
     public init(capacity: Int = 0) { pairs.reserveCapacity(capacity) }
 
@@ -29,21 +29,22 @@ public struct VardictBuilder: VardictSink {
 /// The `encodedSizeBound` the built value would have, summed as the entries
 /// come, with no value built.
 public struct VardictSizeBound: VardictSink {
-    /// The array's own length and padding (as `encodedSizeBound` counts a dict).
-    public private(set) var bound = 16
+    typealias B = DBusValue.SizeBound
+    private var entries = 0
 
     public init() {}
 
-    // An entry: 8, its key `.string` (8 + bytes + 1), and the variant (2 + signature + 8 + value).
+    public var bound: Int { B.array(entries) }
+
     private mutating func entry(_ key: String, signatureBytes: Int, value: Int) {
-        bound += 8 + (9 + key.utf8.count) + (2 + signatureBytes + 8 + value)
+        entries += B.entry(B.string(key), B.variant(signatureBytes: signatureBytes, value))
     }
 
-    public mutating func string(_ key: String, _ value: String) { entry(key, signatureBytes: 1, value: 9 + value.utf8.count) }
-    public mutating func uint32(_ key: String, _ value: UInt32) { entry(key, signatureBytes: 1, value: 8) }
-    public mutating func bool(_ key: String, _ value: Bool) { entry(key, signatureBytes: 1, value: 8) }
+    public mutating func string(_ key: String, _ value: String) { entry(key, signatureBytes: 1, value: B.string(value)) }
+    public mutating func uint32(_ key: String, _ value: UInt32) { entry(key, signatureBytes: 1, value: B.word) }
+    public mutating func bool(_ key: String, _ value: Bool) { entry(key, signatureBytes: 1, value: B.word) }
     public mutating func stringDict(_ key: String, _ pairs: [(String, String)]) {
-        entry(key, signatureBytes: 5, value: 16 + pairs.reduce(0) { $0 + 8 + (9 + $1.0.utf8.count) + (9 + $1.1.utf8.count) })
+        entry(key, signatureBytes: 5, value: B.array(pairs.reduce(0) { $0 + B.entry(B.string($1.0), B.string($1.1)) }))
     }
 }
 

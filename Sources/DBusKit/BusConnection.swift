@@ -87,7 +87,8 @@ public final class BusConnection: Sendable {
         var closed = false
         var nextStreamId: UInt64 = 0
         /// Callers inside `coalescing` now; while any is, work is queued
-        /// without waking the bus thread, and the last one out wakes it.
+        /// without waking the bus thread (`wakeHeld`: a wake-up is owed), and
+        /// the last one out wakes it.
         var holds = 0
         var wakeHeld = false
     }
@@ -342,9 +343,9 @@ public final class BusConnection: Sendable {
     }
 
     /// Runs `body`; what it (or anyone meanwhile) hands to the bus thread is
-    /// sent when it returns, with one wake-up of that thread rather than one
-    /// per message. For a burst of messages read at once; `body` must not wait
-    /// on the bus (a call would wait until the end of `body`).
+    /// sent with one wake-up of that thread per `maxHeldWork` items and one at
+    /// the end, rather than one per message. For a burst of messages read at
+    /// once; `body` must not wait on the bus (a reply could wait until its end).
     public func coalescing<E: Error>(_ body: () throws(E) -> Void) throws(E) {
         shared.withLock { $0.holds += 1 }
         defer {
@@ -365,10 +366,7 @@ public final class BusConnection: Sendable {
             defer { s.closing = true }
             return !s.closing && !s.closed
         }
-        if first {
-            var one: UInt64 = 1
-            _ = write(loop.wakeFD, &one, 8)
-        }
+        if first { wakeBusThread() }
     }
 
     public var isConnected: Bool { shared.withLock { !$0.closed && !$0.closing } }

@@ -312,8 +312,8 @@ extension DBusValue {
         case .array(let e, let items):
             return container(TypeCode.array, e) { sub in items.allSatisfy { $0.append(to: &sub) } }
         case .dict(let k, let v, let entries):
-            let entry: String = k == "s" && v == "v" ? "{sv}" : k == "s" && v == "s" ? "{ss}" : "{" + k + v + "}"
-            return container(TypeCode.array, entry) { sub in
+            // "a{kv}" less its "a" (a literal for the common shapes, see `signature`).
+            return container(TypeCode.array, String(signature.dropFirst())) { sub in
                 entries.allSatisfy { entry in
                     var e = DBusMessageIter()
                     guard dbus_message_iter_open_container(&sub, TypeCode.dictEntry, nil, &e) != 0 else { return false }
@@ -338,14 +338,7 @@ extension DBusValue {
 
     /// A string, object path or signature (a NUL in it is dropped, see `sanitized`).
     static func appendText(_ iter: inout DBusMessageIter, _ type: Int32, _ s: String) -> Bool {
-        // One pass: the C string is the one appended unless it is cut short by a NUL.
-        let whole = s.withCString { cs -> Bool? in
-            guard strlen(cs) == s.utf8.count else { return nil }
-            var p: UnsafePointer<CChar>? = cs
-            return withUnsafePointer(to: &p) { dbus_message_iter_append_basic(&iter, type, $0) } != 0
-        }
-        if let whole { return whole }
-        return sanitized(s).withCString { cs in
+        sanitized(s).withCString { cs in
             var p: UnsafePointer<CChar>? = cs
             return withUnsafePointer(to: &p) { dbus_message_iter_append_basic(&iter, type, $0) } != 0
         }
@@ -474,17 +467,30 @@ extension DBusValue {
     /// every alignment pad counted at its largest. Used to split signals and
     /// to refuse replies the bus would drop, before libdbus builds them.
     public var encodedSizeBound: Int {
+        typealias B = SizeBound
         switch self {
         case .byte: return 1
         case .int16, .uint16: return 4
-        case .bool, .int32, .uint32: return 8
+        case .bool, .int32, .uint32: return B.word
         case .int64, .uint64, .double: return 16
-        case .string(let s), .objectPath(let s): return 8 + s.utf8.count + 1
+        case .string(let s), .objectPath(let s): return B.string(s)
         case .signature(let s): return 2 + s.utf8.count
-        case .array(_, let items): return 16 + items.reduce(0) { $0 + $1.encodedSizeBound }
-        case .dict(_, _, let entries): return 16 + entries.reduce(0) { $0 + 8 + $1.key.encodedSizeBound + $1.value.encodedSizeBound }
+        case .array(_, let items): return B.array(items.reduce(0) { $0 + $1.encodedSizeBound })
+        case .dict(_, _, let entries): return B.array(entries.reduce(0) { $0 + B.entry($1.key.encodedSizeBound, $1.value.encodedSizeBound) })
         case .structure(let fields): return 8 + fields.reduce(0) { $0 + $1.encodedSizeBound }
-        case .variant(let v): return 2 + v.signature.utf8.count + 8 + v.encodedSizeBound
+        case .variant(let v): return B.variant(signatureBytes: v.signature.utf8.count, v.encodedSizeBound)
         }
+    }
+
+    /// The pieces of `encodedSizeBound`, for sizing a value without building
+    /// it (`VardictSizeBound`): each pad counted at its largest.
+    public enum SizeBound {
+        /// A bool, int32 or uint32.
+        public static let word = 8
+        public static func string(_ s: String) -> Int { 8 + s.utf8.count + 1 }
+        /// An array or dict whose elements (entries) bound `contents`.
+        public static func array(_ contents: Int) -> Int { 16 + contents }
+        public static func entry(_ key: Int, _ value: Int) -> Int { 8 + key + value }
+        public static func variant(signatureBytes: Int, _ value: Int) -> Int { 2 + signatureBytes + 8 + value }
     }
 }
