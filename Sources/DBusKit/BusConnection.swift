@@ -53,6 +53,28 @@ struct MessageRef: @unchecked Sendable {
     let pointer: OpaquePointer
 }
 
+/// A message's wire bytes in memory of their own, whose address stays put
+/// while they wait to be written (a `sendmsg` takes many at once).
+final class WireMessage: @unchecked Sendable {
+    private let base: UnsafeMutableRawPointer
+    private let count: Int
+
+    /// A copy of `bytes` with `serial` set; nil when out of memory.
+    init?(_ bytes: [UInt8], serial: UInt32) {
+        guard bytes.count >= 12, let p = malloc(bytes.count) else { return nil }
+        bytes.withUnsafeBytes { b in
+            if let src = b.baseAddress { p.copyMemory(from: src, byteCount: b.count) }
+        }
+        p.storeBytes(of: serial.littleEndian, toByteOffset: 8, as: UInt32.self)
+        base = p
+        count = bytes.count
+    }
+
+    deinit { free(base) }
+
+    var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+}
+
 /// One connection to a bus. A dedicated thread owns the libdbus connection
 /// and runs its poll/read/dispatch loop (the connection's watches and
 /// timeouts plus a wake-up eventfd); other threads hand it work through a
@@ -71,6 +93,7 @@ public final class BusConnection: Sendable {
     /// Method calls whose reply is not sent yet (bounded: a caller that floods
     /// the daemon with calls gets LimitsExceeded, not an ever-growing backlog).
     private let callsInFlight = Atomic<Int>(0)
+    private let wireSerials = Atomic<UInt32>(0)
     static let maxCallsInFlight = 512
     /// Work items queued inside `coalescing` before the bus thread is woken anyway.
     static let maxHeldWork = 32
@@ -81,8 +104,16 @@ public final class BusConnection: Sendable {
     /// Room kept for the header (names, path, signature) below `maxMessageBytes`.
     static let headerSlack = 64 * 1024
 
+    /// Work for the bus thread, in order.
+    enum Work: Sendable {
+        case run(@Sendable (OpaquePointer) -> Void)
+        /// A message's wire bytes, written to the socket by the bus thread
+        /// itself, together with the ones next to it.
+        case wire(WireMessage)
+    }
+
     struct Shared {
-        var work: [@Sendable (OpaquePointer) -> Void] = []
+        var work: [Work] = []
         var closing = false
         var closed = false
         var nextStreamId: UInt64 = 0
@@ -188,6 +219,8 @@ public final class BusConnection: Sendable {
                 Unmanaged<Loop>.fromOpaque(data).takeUnretainedValue().timeouts[timeout] = .now
             },
             data, nil)
+        var fd: Int32 = -1
+        if dbus_connection_get_socket(raw, &fd) != 0, fd >= 0 { loop.socket = fd }
         let selfData = Unmanaged.passUnretained(self).toOpaque()
         dbus_connection_add_filter(
             raw,
@@ -204,6 +237,19 @@ public final class BusConnection: Sendable {
         var timeouts: [OpaquePointer: ContinuousClock.Instant] = [:]
         var pending: [UInt32: (CheckedContinuation<Result<[DBusValue], BusError>, Never>, ContinuousClock.Instant)] = [:]
         let wakeFD: Int32
+        /// The connection's socket, for wire bytes; -1 when libdbus has none
+        /// to give (the bytes then go through libdbus as a parsed message).
+        var socket: Int32 = -1
+        /// Wire messages not yet written, from `outHead` on; `outSent` bytes
+        /// of the first of them are, and `outBytes` are left in all.
+        var out: [WireMessage] = []
+        var outHead = 0
+        var outSent = 0
+        var outBytes = 0
+        var outPending: Bool { outHead < out.count }
+        var iov: [iovec] = []
+        /// Work that waits until `out` is written, so the order stays.
+        var waiting: [Work] = []
 
         init?() {
             wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -222,12 +268,16 @@ public final class BusConnection: Sendable {
         var owners: [OpaquePointer?] = []
         while true {
             // Work handed over by other threads, in order.
-            let (work, closing) = shared.withLock { s -> ([@Sendable (OpaquePointer) -> Void], Bool) in
+            let (work, closing) = shared.withLock { s -> ([Work], Bool) in
                 defer { s.work.removeAll(keepingCapacity: true) }
                 return (s.work, s.closing)
             }
-            for item in work { item(conn) }
-            while dbus_connection_dispatch(conn) == DBUS_DISPATCH_DATA_REMAINS {}
+            run(work, conn)
+            // libdbus answers some calls itself while dispatching (Peer.Ping),
+            // writing at once: never while wire bytes are half written.
+            if !loop.outPending {
+                while dbus_connection_dispatch(conn) == DBUS_DISPATCH_DATA_REMAINS {}
+            }
             if closing || dbus_connection_get_is_connected(conn) == 0 { break }
 
             fds.removeAll(keepingCapacity: true)
@@ -241,6 +291,11 @@ public final class BusConnection: Sendable {
                 if flags & DBUS_WATCH_WRITABLE.rawValue != 0 { events |= Int16(POLLOUT) }
                 fds.append(pollfd(fd: dbus_watch_get_unix_fd(w), events: events, revents: 0))
                 owners.append(w)
+            }
+            // Wire bytes wait for room on the socket (after libdbus's queue, which its own watch writes).
+            if loop.outPending, dbus_connection_has_messages_to_send(conn) == 0 {
+                fds.append(pollfd(fd: loop.socket, events: Int16(POLLOUT), revents: 0))
+                owners.append(nil)
             }
             let now = ContinuousClock.now
             var deadline: ContinuousClock.Instant?
@@ -291,10 +346,16 @@ public final class BusConnection: Sendable {
     private func finish(_ conn: OpaquePointer) {
         // Flush what is queued (bounded), then close.
         let deadline = ContinuousClock.now + .seconds(2)
-        while dbus_connection_get_is_connected(conn) != 0, dbus_connection_has_messages_to_send(conn) != 0,
-            ContinuousClock.now < deadline
-        {
-            _ = dbus_connection_read_write(conn, 100)
+        while dbus_connection_get_is_connected(conn) != 0, ContinuousClock.now < deadline {
+            run([], conn)
+            if dbus_connection_has_messages_to_send(conn) != 0 {
+                _ = dbus_connection_read_write(conn, 100)
+            } else if loop.outPending {
+                var p = pollfd(fd: loop.socket, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&p, 1, 100)
+            } else {
+                break
+            }
         }
         let wasClosing = shared.withLock { s -> Bool in
             s.closed = true
@@ -319,8 +380,148 @@ public final class BusConnection: Sendable {
         }
     }
 
+    /// Runs work in order: what waited first, then `items`. Wire bytes are
+    /// gathered and written together; any other work waits until the bytes
+    /// before it are on the socket, so messages keep their order.
+    private func run(_ items: [Work], _ conn: OpaquePointer) {
+        var all = items
+        if !loop.waiting.isEmpty {
+            all = loop.waiting + items
+            loop.waiting.removeAll()
+        }
+        for (i, item) in all.enumerated() {
+            switch item {
+            case .wire(let bytes):
+                gather(bytes, conn)
+            case .run(let body):
+                guard flushWire(conn) else {
+                    loop.waiting.append(contentsOf: all[i...])
+                    return
+                }
+                body(conn)
+            }
+        }
+        _ = flushWire(conn)
+    }
+
+    /// Adds a wire message to what is written next.
+    private func gather(_ message: WireMessage, _ conn: OpaquePointer) {
+        guard loop.socket >= 0 else {
+            // No socket to write to: libdbus parses the bytes (and checks them) and sends them.
+            switch Self.parse(wire: message.buffer) {
+            case .success(let m):
+                dbus_connection_send(conn, m, nil)
+                dbus_message_unref(m)
+            case .failure(let e):
+                logger.error("a signal was not sent", metadata: ["error": "\(e.message)"])
+            }
+            return
+        }
+        loop.out.append(message)
+        loop.outBytes += message.buffer.count
+        // A long run is written as it grows, so sending overlaps gathering.
+        if loop.outBytes >= Self.wireChunk { _ = flushWire(conn) }
+    }
+
+    /// A message parsed from wire bytes with libdbus's full validation, as
+    /// dbus-daemon checks every message it receives. The caller owns it.
+    static func parse(wire bytes: UnsafeRawBufferPointer) -> Result<OpaquePointer, BusError> {
+        var err = CDBus.DBusError()
+        dbus_error_init(&err)
+        let parsed = bytes.baseAddress.flatMap {
+            dbus_message_demarshal($0.assumingMemoryBound(to: CChar.self), Int32(clamping: bytes.count), &err)
+        }
+        guard let parsed else { return .failure(takeError(&err, fallback: "the bytes do not parse as a message")) }
+        return .success(parsed)
+    }
+
+    /// Bytes gathered before a write is tried.
+    static let wireChunk = 256 * 1024
+
+    /// Messages written by one `sendmsg` at most.
+    static let wireBatch = 128
+
+    /// Writes the gathered wire messages; true once none are left. libdbus's
+    /// own queue goes first: its messages were handed over before these.
+    private func flushWire(_ conn: OpaquePointer) -> Bool {
+        guard loop.outPending else { return true }
+        if dbus_connection_has_messages_to_send(conn) != 0 { return false }
+        defer {
+            // Written messages go at once, not when the whole backlog has.
+            if loop.outHead >= Self.wireBatch, loop.outHead * 2 >= loop.out.count {
+                loop.out.removeFirst(loop.outHead)
+                loop.outHead = 0
+            }
+        }
+        while loop.outPending {
+            loop.iov.removeAll(keepingCapacity: true)
+            var i = loop.outHead
+            while i < loop.out.count, loop.iov.count < Self.wireBatch {
+                let b = loop.out[i].buffer
+                let skip = i == loop.outHead ? loop.outSent : 0
+                loop.iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress.map { $0 + skip }), iov_len: b.count - skip))
+                i += 1
+            }
+            let n = loop.iov.withUnsafeMutableBufferPointer { v -> Int in
+                var h = msghdr()
+                h.msg_iov = v.baseAddress
+                h.msg_iovlen = v.count
+                return sendmsg(loop.socket, &h, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            if n > 0 {
+                advanceWire(by: n)
+                continue
+            }
+            let e = errno
+            if n < 0, e == EINTR { continue }
+            if n < 0, e == EAGAIN || e == EWOULDBLOCK { return false }
+            // The socket failed, maybe in the middle of a message: the stream
+            // is no longer whole. Shut it, as libdbus does on a write error;
+            // libdbus then reads the end and reports the disconnect.
+            logger.error("writing to the bus failed; closing the connection", metadata: ["errno": "\(e)"])
+            shutdown(loop.socket, Int32(SHUT_RDWR))
+            break
+        }
+        loop.out.removeAll(keepingCapacity: loop.out.capacity <= 4096)
+        loop.outHead = 0
+        loop.outSent = 0
+        loop.outBytes = 0
+        return true
+    }
+
+    /// Marks `n` more bytes of the queued wire messages as written.
+    private func advanceWire(by n: Int) {
+        var left = n
+        loop.outBytes -= n
+        while left > 0, loop.outPending {
+            let rest = loop.out[loop.outHead].buffer.count - loop.outSent
+            if left < rest {
+                loop.outSent += left
+                return
+            }
+            left -= rest
+            loop.outHead += 1
+            loop.outSent = 0
+        }
+    }
+
     /// Runs `work` on the bus thread with the raw connection. Order is kept.
     func submit(_ work: @escaping @Sendable (OpaquePointer) -> Void) -> Bool {
+        enqueue(.run(work))
+    }
+
+    /// Hands a message's wire bytes (serial 0, see `signalBytes`) to the bus
+    /// thread, in order with all other work.
+    func send(wire bytes: [UInt8]) throws(BusError) {
+        // Serials of wire messages are in the upper half of the range, away
+        // from libdbus's own counter (which starts at 1): only replies refer
+        // to a serial, and nothing replies to a signal.
+        let serial = 0x8000_0000 | (wireSerials.wrappingAdd(1, ordering: .relaxed).newValue & 0x7FFF_FFFF)
+        guard let message = WireMessage(bytes, serial: serial) else { throw .failed("out of memory") }
+        guard enqueue(.wire(message)) else { throw .disconnected("the bus connection is closed") }
+    }
+
+    private func enqueue(_ work: Work) -> Bool {
         let (accepted, wake) = shared.withLock { s -> (Bool, Bool) in
             guard !s.closing, !s.closed else { return (false, false) }
             let empty = s.work.isEmpty
@@ -584,6 +785,14 @@ public final class BusConnection: Sendable {
     /// An empty signal message, once its names are valid and `sizeBound`
     /// (of its arguments) is within what a message may carry.
     static func makeSignal(path: String, interface: String, member: String, sizeBound: Int) throws(BusError) -> OpaquePointer {
+        try checkSignal(path: path, interface: interface, member: member, sizeBound: sizeBound)
+        guard let m = dbus_message_new_signal(path, interface, member) else { throw .failed("out of memory") }
+        return m
+    }
+
+    /// Throws unless the names are valid and `sizeBound` (of the arguments) is
+    /// within what a message may carry.
+    static func checkSignal(path: String, interface: String, member: String, sizeBound: Int) throws(BusError) {
         guard path.withCString({ dbus_validate_path($0, nil) }) != 0,
             interface.withCString({ dbus_validate_interface($0, nil) }) != 0,
             member.withCString({ dbus_validate_member($0, nil) }) != 0
@@ -591,8 +800,6 @@ public final class BusConnection: Sendable {
         guard sizeBound <= maxMessageBytes - headerSlack else {
             throw .limitsExceeded("signal \(member) would be about \(sizeBound >> 20) MiB, more than a D-Bus message may carry")
         }
-        guard let m = dbus_message_new_signal(path, interface, member) else { throw .failed("out of memory") }
-        return m
     }
 
     /// Sends a signal; signals keep the order in which they were emitted.

@@ -35,18 +35,23 @@ public enum WireCheck {
         }
     }
 
-    /// The same, written straight into the message (`ArgumentWriter`): a test
-    /// compares the two.
+    /// The same, written straight into its bytes (`ArgumentWriter`), serial 1:
+    /// a test compares the two. Bytes libdbus would not parse back are an error.
     public static func bytes(
         path: String, interface: String, member: String, signature: String, sizeBound: Int, write: (inout ArgumentWriter) -> Void
     ) -> Result<[UInt8], BusError> {
+        var b: [UInt8]
         do {
-            return .success(
-                marshal(
-                    try BusConnection.makeSignal(path: path, interface: interface, member: member, signature: signature, sizeBound: sizeBound, write: write)))
+            b = try BusConnection.signalBytes(path: path, interface: interface, member: member, signature: signature, sizeBound: sizeBound, write: write)
         } catch {
             return .failure(error)
         }
+        b.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(1).littleEndian, toByteOffset: 8, as: UInt32.self) }
+        switch b.withUnsafeBytes({ BusConnection.parse(wire: $0) }) {
+        case .success(let m): dbus_message_unref(m)
+        case .failure(let e): return .failure(e)
+        }
+        return .success(b)
     }
 
     /// Marshals (and releases) a message; empty when libdbus cannot.

@@ -35,6 +35,13 @@ let testXML = """
           <arg name="sequence" type="u"/>
           <arg name="payload" type="a{sv}"/>
         </signal>
+        <method name="Mixed">
+          <arg name="count" type="u" direction="in"/>
+        </method>
+        <signal name="Alert">
+          <arg name="details" type="aa{sv}"/>
+          <arg name="is_delta" type="b"/>
+        </signal>
       </interface>
     </node>
     """
@@ -62,6 +69,32 @@ struct TestService {
             let n = call.arguments[0].uint32Value ?? 0
             for i in 0..<n {
                 try object.emit("org.example.Test", "Tick", [.uint32(i), .vardict([("i", .uint32(i)), ("s", .string("tick \(i)"))])])
+            }
+            return []
+        }
+        // Signals written as wire bytes (Alert), built by libdbus (Tick) and
+        // PropertiesChanged, interleaved; every 500th Alert is 3 MiB, more
+        // than the socket takes at once.
+        object.onMethod("org.example.Test", "Mixed") { [object] call throws(BusError) in
+            let n = call.arguments[0].uint32Value ?? 0
+            let big = String(repeating: "w", count: 3 << 20)
+            for i in 0..<n {
+                switch i % 4 {
+                case 0: try object.emit("org.example.Test", "Tick", [.uint32(i), .vardict([("s", .string("tick \(i)"))])])
+                case 1: try object.setProperty("org.example.Test", "Counter", .uint32(100_000 + i))
+                default:
+                    let text = i % 500 == 2 ? big : "alert \(i) é\u{0}名"
+                    try object.emit("org.example.Test", "Alert", sizeBound: 4096 + text.utf8.count * 2) { w in
+                        w.vardicts { a in
+                            a.vardict { d in
+                                d.uint32("i", i)
+                                d.string("s", text)
+                                d.stringDict("attrs", [("k", "v \(i)")])
+                            }
+                        }
+                        w.bool(i % 2 == 0)
+                    }
+                }
             }
             return []
         }
@@ -286,6 +319,51 @@ struct TestService {
             if expected == n { break }
         }
         #expect(expected == n)
+    }
+
+    @Test func wireSignalsKeepTheirOrderWithEveryOtherMessage() async throws {
+        let svc = try await TestService.start()
+        defer { svc.stop() }
+        let client = try await svc.client()
+        defer { client.close() }
+        try await client.addMatch("type='signal',sender='org.example.TestService'")
+        let signals = client.signals()
+        let n: UInt32 = 4_000
+        _ = try await client.call(
+            destination: "org.example.TestService", path: "/org/example/Test", interface: "org.example.Test", member: "Mixed",
+            arguments: [.uint32(n)], timeout: .seconds(120))
+        var expected: UInt32 = 0
+        for await s in signals {
+            let seq: UInt32?
+            switch s.member {
+            case "Tick": seq = s.arguments.first?.uint32Value
+            case "PropertiesChanged": seq = s.arguments.dropFirst().first?["Counter"]?.uint32Value.map { $0 - 100_000 }
+            case "Alert":
+                let d = s.arguments.first?.arrayElements?.first
+                seq = d?["i"]?.uint32Value
+                if let seq {
+                    let text = d?["s"]?.stringValue ?? ""
+                    #expect(seq % 500 == 2 ? text.utf8.count == 3 << 20 : text == "alert \(seq) é名")
+                    #expect(d?["attrs"]?["k"]?.stringValue == "v \(seq)")
+                    #expect(s.arguments.last == .bool(seq % 2 == 0))
+                }
+            default: seq = nil
+            }
+            guard let seq else { continue }
+            guard seq == expected else {
+                Issue.record("message \(expected) missing or out of order: got \(s.member) \(seq)")
+                break
+            }
+            expected += 1
+            if expected == n { break }
+        }
+        #expect(expected == n)
+        // The connection is whole afterwards: calls still answer.
+        let echo = try await client.call(
+            destination: "org.example.TestService", path: "/org/example/Test", interface: "org.example.Test", member: "Echo",
+            arguments: [.vardict([("after", .bool(true))])])
+        #expect(echo.first?["after"] == .bool(true))
+        #expect(svc.server.isConnected)
     }
 
     @Test func disconnectIsNoticed() async throws {
