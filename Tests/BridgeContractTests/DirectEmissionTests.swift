@@ -3,9 +3,10 @@ import DBusKit
 import ICWSProtocol
 import Testing
 
-/// The alerting signal is written straight into the message (no value tree);
-/// these hold it to the value path: the same bytes, the same size bound, the
-/// same split.
+/// The alerting signal is marshalled straight into its wire bytes (no value
+/// tree, no libdbus message); these hold it to the value path built by
+/// libdbus: the same bytes, which libdbus parses back with full validation,
+/// the same size bound, the same split.
 @Suite struct DirectEmissionTests {
     /// A small seeded generator (SplitMix64), so that a failure repeats.
     struct Seeded {
@@ -20,7 +21,11 @@ import Testing
         mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     }
 
-    static let pieces = ["", "a", "Call", "+1 555 0100", "é", "名前", "🙂", "\u{0}", "x\u{0}y", "<b>&amp;</b>", " ", "\n", "\u{FFFD}", "Eic_WorkgroupName"]
+    static let pieces = ["", "a", "Call", "+1 555 0100", "é", "名前", "🙂", "\u{0}", "x\u{0}y", "<b>&amp;</b>", " ", "\n", "\u{FFFD}", "Eic_WorkgroupName",
+        // Noncharacters and the last scalar: valid UTF-8 a bus takes (a string it refused would cost the connection).
+        // (Swift takes no literal of a noncharacter: their UTF-8 is spelled out.)
+        String(decoding: [0xEF, 0xBF, 0xBE], as: UTF8.self), String(decoding: [0xEF, 0xB7, 0x90], as: UTF8.self),
+        String(decoding: [0xF4, 0x8F, 0xBF, 0xBF], as: UTF8.self)]
 
     static func text(_ g: inout Seeded) -> String {
         var s = ""
