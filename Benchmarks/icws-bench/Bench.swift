@@ -348,7 +348,7 @@ struct Bench {
             print("  \(label): \(rate) messages/s (\(count) sent as fast as possible, \(lost == 0 ? "none lost" : "\(lost) lost"))")
             return (rate, lost)
         }
-        let burst = quick ? 50_000 : 200_000
+        let burst = Int(args.first(where: { $0.hasPrefix("--burst=") })?.dropFirst(8) ?? "") ?? (quick ? 50_000 : 200_000)
         print("\n== Maximum rate: \(burst) alerting messages sent as fast as possible, against the floor (icws-bridged pid \(daemon.pid))")
         try await Task.sleep(for: .milliseconds(300))
         let burstCPU0 = cpuSeconds(pid: daemon.pid)

@@ -75,6 +75,103 @@ final class WireMessage: @unchecked Sendable {
     var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 }
 
+/// The wire messages the bus thread has yet to write, in order: many go out
+/// in one `sendmsg`, and a message the socket took only part of is finished
+/// before anything else is written.
+struct WireQueue {
+    private var messages: [WireMessage] = []
+    /// The first message not wholly written, and how much of it is.
+    private var head = 0
+    private var sent = 0
+    /// Bytes left to write.
+    private(set) var bytes = 0
+    /// The socket took no more; cleared when the bus thread wakes again.
+    var blocked = false
+    /// Messages written by one `sendmsg` at most.
+    static let batch = 128
+
+    var isEmpty: Bool { head == messages.count }
+
+    mutating func append(_ m: WireMessage) {
+        messages.append(m)
+        bytes += m.buffer.count
+    }
+
+    enum Outcome {
+        case done
+        case wouldBlock
+        case failed(Int32)
+    }
+
+    /// Writes as much as the socket takes now.
+    mutating func write(to socket: Int32) -> Outcome {
+        defer { compact() }
+        while !isEmpty {
+            let (n, e) = messages.withUnsafeBufferPointer { msgs in
+                withUnsafeTemporaryAllocation(of: iovec.self, capacity: Self.batch) { iov -> (Int, Int32) in
+                    var count = 0
+                    var i = head
+                    while i < msgs.count, count < Self.batch {
+                        let b = msgs[i].buffer
+                        let skip = i == head ? sent : 0
+                        iov[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress.map { $0 + skip }), iov_len: b.count - skip)
+                        count += 1
+                        i += 1
+                    }
+                    var h = msghdr()
+                    h.msg_iov = iov.baseAddress
+                    h.msg_iovlen = count
+                    let n = sendmsg(socket, &h, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                    return (n, n < 0 ? errno : 0)
+                }
+            }
+            if n > 0 {
+                advance(by: n)
+                continue
+            }
+            if n < 0, e == EINTR { continue }
+            if n < 0, e == EAGAIN || e == EWOULDBLOCK {
+                blocked = true
+                return .wouldBlock
+            }
+            removeAll()
+            return .failed(e)
+        }
+        removeAll()
+        return .done
+    }
+
+    private mutating func advance(by n: Int) {
+        var left = n
+        bytes -= n
+        while left > 0, !isEmpty {
+            let rest = messages[head].buffer.count - sent
+            if left < rest {
+                sent += left
+                return
+            }
+            left -= rest
+            head += 1
+            sent = 0
+        }
+    }
+
+    /// Written messages go at once, not when the whole backlog has.
+    private mutating func compact() {
+        if head >= Self.batch, head * 2 >= messages.count {
+            messages.removeFirst(head)
+            head = 0
+        }
+    }
+
+    private mutating func removeAll() {
+        messages.removeAll(keepingCapacity: messages.capacity <= 4096)
+        head = 0
+        sent = 0
+        bytes = 0
+    }
+}
+
 /// One connection to a bus. A dedicated thread owns the libdbus connection
 /// and runs its poll/read/dispatch loop (the connection's watches and
 /// timeouts plus a wake-up eventfd); other threads hand it work through a
@@ -240,15 +337,10 @@ public final class BusConnection: Sendable {
         /// The connection's socket, for wire bytes; -1 when libdbus has none
         /// to give (the bytes then go through libdbus as a parsed message).
         var socket: Int32 = -1
-        /// Wire messages not yet written, from `outHead` on; `outSent` bytes
-        /// of the first of them are, and `outBytes` are left in all.
-        var out: [WireMessage] = []
-        var outHead = 0
-        var outSent = 0
-        var outBytes = 0
-        var outPending: Bool { outHead < out.count }
-        var iov: [iovec] = []
-        /// Work that waits until `out` is written, so the order stays.
+        /// Wire messages not yet written.
+        var wire = WireQueue()
+        var outPending: Bool { !wire.isEmpty }
+        /// Work that waits until `wire` is written, so the order stays.
         var waiting: [Work] = []
 
         init?() {
@@ -267,6 +359,8 @@ public final class BusConnection: Sendable {
         var fds: [pollfd] = []
         var owners: [OpaquePointer?] = []
         while true {
+            // Woken: the socket may take wire bytes again.
+            loop.wire.blocked = false
             // Work handed over by other threads, in order.
             let (work, closing) = shared.withLock { s -> ([Work], Bool) in
                 defer { s.work.removeAll(keepingCapacity: true) }
@@ -347,6 +441,7 @@ public final class BusConnection: Sendable {
         // Flush what is queued (bounded), then close.
         let deadline = ContinuousClock.now + .seconds(2)
         while dbus_connection_get_is_connected(conn) != 0, ContinuousClock.now < deadline {
+            loop.wire.blocked = false
             run([], conn)
             if dbus_connection_has_messages_to_send(conn) != 0 {
                 _ = dbus_connection_read_write(conn, 100)
@@ -417,10 +512,9 @@ public final class BusConnection: Sendable {
             }
             return
         }
-        loop.out.append(message)
-        loop.outBytes += message.buffer.count
+        loop.wire.append(message)
         // A long run is written as it grows, so sending overlaps gathering.
-        if loop.outBytes >= Self.wireChunk { _ = flushWire(conn) }
+        if loop.wire.bytes >= Self.wireChunk { _ = flushWire(conn) }
     }
 
     /// A message parsed from wire bytes with libdbus's full validation, as
@@ -438,70 +532,21 @@ public final class BusConnection: Sendable {
     /// Bytes gathered before a write is tried.
     static let wireChunk = 256 * 1024
 
-    /// Messages written by one `sendmsg` at most.
-    static let wireBatch = 128
-
-    /// Writes the gathered wire messages; true once none are left. libdbus's
+    /// Writes the queued wire messages; true once none are left. libdbus's
     /// own queue goes first: its messages were handed over before these.
     private func flushWire(_ conn: OpaquePointer) -> Bool {
         guard loop.outPending else { return true }
-        if dbus_connection_has_messages_to_send(conn) != 0 { return false }
-        defer {
-            // Written messages go at once, not when the whole backlog has.
-            if loop.outHead >= Self.wireBatch, loop.outHead * 2 >= loop.out.count {
-                loop.out.removeFirst(loop.outHead)
-                loop.outHead = 0
-            }
-        }
-        while loop.outPending {
-            loop.iov.removeAll(keepingCapacity: true)
-            var i = loop.outHead
-            while i < loop.out.count, loop.iov.count < Self.wireBatch {
-                let b = loop.out[i].buffer
-                let skip = i == loop.outHead ? loop.outSent : 0
-                loop.iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress.map { $0 + skip }), iov_len: b.count - skip))
-                i += 1
-            }
-            let n = loop.iov.withUnsafeMutableBufferPointer { v -> Int in
-                var h = msghdr()
-                h.msg_iov = v.baseAddress
-                h.msg_iovlen = v.count
-                return sendmsg(loop.socket, &h, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-            }
-            if n > 0 {
-                advanceWire(by: n)
-                continue
-            }
-            let e = errno
-            if n < 0, e == EINTR { continue }
-            if n < 0, e == EAGAIN || e == EWOULDBLOCK { return false }
+        if loop.wire.blocked || dbus_connection_has_messages_to_send(conn) != 0 { return false }
+        switch loop.wire.write(to: loop.socket) {
+        case .done: return true
+        case .wouldBlock: return false
+        case .failed(let e):
             // The socket failed, maybe in the middle of a message: the stream
             // is no longer whole. Shut it, as libdbus does on a write error;
             // libdbus then reads the end and reports the disconnect.
             logger.error("writing to the bus failed; closing the connection", metadata: ["errno": "\(e)"])
             shutdown(loop.socket, Int32(SHUT_RDWR))
-            break
-        }
-        loop.out.removeAll(keepingCapacity: loop.out.capacity <= 4096)
-        loop.outHead = 0
-        loop.outSent = 0
-        loop.outBytes = 0
-        return true
-    }
-
-    /// Marks `n` more bytes of the queued wire messages as written.
-    private func advanceWire(by n: Int) {
-        var left = n
-        loop.outBytes -= n
-        while left > 0, loop.outPending {
-            let rest = loop.out[loop.outHead].buffer.count - loop.outSent
-            if left < rest {
-                loop.outSent += left
-                return
-            }
-            left -= rest
-            loop.outHead += 1
-            loop.outSent = 0
+            return true
         }
     }
 
