@@ -91,7 +91,7 @@ struct WireBuffer {
                 for b in u where b != 0 { bytes.append(b) }
             }
         }
-        set(UInt32(bytes.count - lengthAt - 4), at: lengthAt)
+        set(UInt32(truncatingIfNeeded: bytes.count - lengthAt - 4), at: lengthAt)
         bytes.append(0)
     }
 
@@ -112,7 +112,7 @@ struct WireBuffer {
         align(elementAlignment)
         let start = bytes.count
         body(&self)
-        set(UInt32(bytes.count - start), at: lengthAt)
+        set(UInt32(truncatingIfNeeded: bytes.count - start), at: lengthAt)
     }
 
     /// Lets a `W` write into this buffer (moved in and out, never copied).
@@ -234,10 +234,15 @@ extension BusConnection {
             written = a.signature
         }
         guard written == signature else { throw .invalidArgs("signal \(member) is (\(signature)), not (\(written))") }
+        // The bound was checked against the limit; a body past it (a wrong
+        // bound) is not sent, whatever its size.
+        guard w.bytes.count - bodyStart <= sizeBound else {
+            throw .failed("signal \(member) came out larger than its size bound (\(w.bytes.count - bodyStart) > \(sizeBound) bytes)")
+        }
         guard w.bytes.count <= maxMessageBytes else {
             throw .limitsExceeded("signal \(member) is \(w.bytes.count >> 20) MiB, more than a D-Bus message may carry")
         }
-        w.set(UInt32(w.bytes.count - bodyStart), at: 4)
+        w.set(UInt32(truncatingIfNeeded: w.bytes.count - bodyStart), at: 4)
         return w.bytes
     }
 

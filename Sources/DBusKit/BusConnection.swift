@@ -61,7 +61,7 @@ final class WireMessage: @unchecked Sendable {
 
     /// A copy of `bytes` with `serial` set; nil when out of memory.
     init?(_ bytes: [UInt8], serial: UInt32) {
-        guard bytes.count >= 12, let p = malloc(bytes.count) else { return nil }
+        guard let p = malloc(max(bytes.count, 12)) else { return nil }
         bytes.withUnsafeBytes { b in
             if let src = b.baseAddress { p.copyMemory(from: src, byteCount: b.count) }
         }
@@ -84,17 +84,19 @@ struct WireQueue {
     private var head = 0
     private var sent = 0
     /// Bytes left to write.
-    private(set) var bytes = 0
+    private(set) var pendingBytes = 0
     /// The socket took no more; cleared when the bus thread wakes again.
     var blocked = false
     /// Messages written by one `sendmsg` at most.
     static let batch = 128
 
     var isEmpty: Bool { head == messages.count }
+    /// The socket took part of a message: nothing else may be written before its rest.
+    var isMidMessage: Bool { sent > 0 }
 
     mutating func append(_ m: WireMessage) {
         messages.append(m)
-        bytes += m.buffer.count
+        pendingBytes += m.buffer.count
     }
 
     enum Outcome {
@@ -134,16 +136,16 @@ struct WireQueue {
                 blocked = true
                 return .wouldBlock
             }
-            removeAll()
+            discard()
             return .failed(e)
         }
-        removeAll()
+        discard()
         return .done
     }
 
     private mutating func advance(by n: Int) {
         var left = n
-        bytes -= n
+        pendingBytes -= n
         while left > 0, !isEmpty {
             let rest = messages[head].buffer.count - sent
             if left < rest {
@@ -156,7 +158,8 @@ struct WireQueue {
         }
     }
 
-    /// Written messages go at once, not when the whole backlog has.
+    /// Drops written messages once they are half of the queue (so memory
+    /// stays within twice the backlog, at amortized constant cost).
     private mutating func compact() {
         if head >= Self.batch, head * 2 >= messages.count {
             messages.removeFirst(head)
@@ -164,11 +167,12 @@ struct WireQueue {
         }
     }
 
-    private mutating func removeAll() {
+    /// Empties the queue (all written, or dropped with the connection).
+    mutating func discard() {
         messages.removeAll(keepingCapacity: messages.capacity <= 4096)
         head = 0
         sent = 0
-        bytes = 0
+        pendingBytes = 0
     }
 }
 
@@ -207,6 +211,9 @@ public final class BusConnection: Sendable {
         /// A message's wire bytes, written to the socket by the bus thread
         /// itself, together with the ones next to it.
         case wire(WireMessage)
+        /// Answered at once, even while other work waits for the socket: it
+        /// asks whether the bus thread runs, not how fast the bus reads.
+        case probe(Probe)
     }
 
     struct Shared {
@@ -292,9 +299,9 @@ public final class BusConnection: Sendable {
                 Unmanaged<Loop>.fromOpaque(data).takeUnretainedValue().watches.removeAll { $0 == watch }
             },
             { _, data in
-                // The enabled state is read on every iteration; a toggle can come
-                // from a thread that sent a signal (the socket was full): wake the
-                // bus thread so it polls for what the watch now wants.
+                // The enabled state is read on every iteration. Toggles come from
+                // libdbus on the bus thread (its queue filled or emptied); the
+                // wake-up makes the next poll ask for what the watch now wants.
                 guard let data else { return }
                 var one: UInt64 = 1
                 _ = write(Unmanaged<Loop>.fromOpaque(data).takeUnretainedValue().wakeFD, &one, 8)
@@ -340,8 +347,12 @@ public final class BusConnection: Sendable {
         /// Wire messages not yet written.
         var wire = WireQueue()
         var outPending: Bool { !wire.isEmpty }
-        /// Work that waits until `wire` is written, so the order stays.
+        /// A write failed: the connection is going, and wire messages with it.
+        var wireFailed = false
+        /// Work that waits until `wire` is written, so the order stays; what
+        /// is before `waitingHead` has run.
         var waiting: [Work] = []
+        var waitingHead = 0
 
         init?() {
             wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -368,8 +379,9 @@ public final class BusConnection: Sendable {
             }
             run(work, conn)
             // libdbus answers some calls itself while dispatching (Peer.Ping),
-            // writing at once: never while wire bytes are half written.
-            if !loop.outPending {
+            // writing at once: never while a wire message is half written.
+            // Between whole messages it may (a Peer reply can pass signals).
+            if !loop.wire.isMidMessage {
                 while dbus_connection_dispatch(conn) == DBUS_DISPATCH_DATA_REMAINS {}
             }
             if closing || dbus_connection_get_is_connected(conn) == 0 { break }
@@ -452,12 +464,25 @@ public final class BusConnection: Sendable {
                 break
             }
         }
-        let wasClosing = shared.withLock { s -> Bool in
+        let (wasClosing, late) = shared.withLock { s -> (Bool, [Work]) in
             s.closed = true
-            return s.closing
+            defer { s.work.removeAll() }
+            return (s.closing, s.work)
         }
-        // Work queued after the close (late signals, replies) goes with the connection.
-        shared.withLock { $0.work.removeAll() }
+        // What is still held (behind a socket that took no more, or handed
+        // over as the connection went) runs now, after the close: libdbus
+        // drops what it sends, calls are failed below, probes are answered.
+        dbus_connection_close(conn)
+        loop.wire.discard()
+        for item in loop.waiting[loop.waitingHead...] + late {
+            switch item {
+            case .run(let body): body(conn)
+            case .probe(let p): p.mark()
+            case .wire: break
+            }
+        }
+        loop.waiting.removeAll()
+        loop.waitingHead = 0
         for (_, (continuation, _)) in loop.pending {
             continuation.resume(returning: .failure(.disconnected("the bus connection is closed")))
         }
@@ -467,7 +492,6 @@ public final class BusConnection: Sendable {
             return s
         }
         for (_, c) in streams { c.finish() }
-        dbus_connection_close(conn)
         dbus_connection_unref(conn)
         if !wasClosing {
             logger.error("disconnected from the bus")
@@ -479,24 +503,53 @@ public final class BusConnection: Sendable {
     /// gathered and written together; any other work waits until the bytes
     /// before it are on the socket, so messages keep their order.
     private func run(_ items: [Work], _ conn: OpaquePointer) {
-        var all = items
-        if !loop.waiting.isEmpty {
-            all = loop.waiting + items
-            loop.waiting.removeAll()
-        }
-        for (i, item) in all.enumerated() {
-            switch item {
-            case .wire(let bytes):
-                gather(bytes, conn)
-            case .run(let body):
-                guard flushWire(conn) else {
-                    loop.waiting.append(contentsOf: all[i...])
-                    return
+        if loop.waitingHead < loop.waiting.count {
+            // Behind what waits (probes excepted): appended, not copied, so a
+            // long wait for the socket costs each wake-up only its new work.
+            for item in items {
+                if case .probe(let p) = item { p.mark() } else { loop.waiting.append(item) }
+            }
+            var i = loop.waitingHead
+            while i < loop.waiting.count {
+                guard perform(loop.waiting[i], conn) else { break }
+                i += 1
+            }
+            loop.waitingHead = i
+            if i == loop.waiting.count {
+                loop.waiting.removeAll()
+                loop.waitingHead = 0
+            } else if i >= 1024, i * 2 >= loop.waiting.count {
+                loop.waiting.removeFirst(i)
+                loop.waitingHead = 0
+            }
+        } else {
+            for (i, item) in items.enumerated() {
+                guard perform(item, conn) else {
+                    loop.waiting = items[i...].filter { w in
+                        guard case .probe(let p) = w else { return true }
+                        p.mark()
+                        return false
+                    }
+                    loop.waitingHead = 0
+                    break
                 }
-                body(conn)
             }
         }
         _ = flushWire(conn)
+    }
+
+    /// Runs one work item; false when it must wait for the wire bytes before it.
+    private func perform(_ item: Work, _ conn: OpaquePointer) -> Bool {
+        switch item {
+        case .wire(let message):
+            gather(message, conn)
+        case .probe(let p):
+            p.mark()
+        case .run(let body):
+            guard flushWire(conn) else { return false }
+            body(conn)
+        }
+        return true
     }
 
     /// Adds a wire message to what is written next.
@@ -514,7 +567,7 @@ public final class BusConnection: Sendable {
         }
         loop.wire.append(message)
         // A long run is written as it grows, so sending overlaps gathering.
-        if loop.wire.bytes >= Self.wireChunk { _ = flushWire(conn) }
+        if loop.wire.pendingBytes >= Self.wireChunk { _ = flushWire(conn) }
     }
 
     /// A message parsed from wire bytes with libdbus's full validation, as
@@ -536,6 +589,12 @@ public final class BusConnection: Sendable {
     /// own queue goes first: its messages were handed over before these.
     private func flushWire(_ conn: OpaquePointer) -> Bool {
         guard loop.outPending else { return true }
+        // Once libdbus has seen the connection go it has closed the socket,
+        // and the number may already be another file's: nothing is written.
+        guard !loop.wireFailed, dbus_connection_get_is_connected(conn) != 0 else {
+            loop.wire.discard()
+            return true
+        }
         if loop.wire.blocked || dbus_connection_has_messages_to_send(conn) != 0 { return false }
         switch loop.wire.write(to: loop.socket) {
         case .done: return true
@@ -543,9 +602,13 @@ public final class BusConnection: Sendable {
         case .failed(let e):
             // The socket failed, maybe in the middle of a message: the stream
             // is no longer whole. Shut it, as libdbus does on a write error;
-            // libdbus then reads the end and reports the disconnect.
-            logger.error("writing to the bus failed; closing the connection", metadata: ["errno": "\(e)"])
+            // libdbus then reads the end and reports the disconnect. Later
+            // wire messages are dropped with the connection.
+            logger.error(
+                "writing to the bus failed; closing the connection",
+                metadata: ["error": "\(e == 0 ? "the socket took nothing" : String(cString: strerror(e)))"])
             shutdown(loop.socket, Int32(SHUT_RDWR))
+            loop.wireFailed = true
             return true
         }
     }
@@ -562,6 +625,7 @@ public final class BusConnection: Sendable {
         // from libdbus's own counter (which starts at 1): only replies refer
         // to a serial, and nothing replies to a signal.
         let serial = 0x8000_0000 | (wireSerials.wrappingAdd(1, ordering: .relaxed).newValue & 0x7FFF_FFFF)
+        guard bytes.count >= 16 else { throw .invalidArgs("not a message: \(bytes.count) bytes") }
         guard let message = WireMessage(bytes, serial: serial) else { throw .failed("out of memory") }
         guard enqueue(.wire(message)) else { throw .disconnected("the bus connection is closed") }
     }
@@ -628,7 +692,7 @@ public final class BusConnection: Sendable {
 
     public func probe() -> Probe {
         let p = Probe()
-        _ = submit { _ in p.mark() }
+        _ = enqueue(.probe(p))
         return p
     }
 
@@ -838,7 +902,9 @@ public final class BusConnection: Sendable {
     /// Throws unless the names are valid and `sizeBound` (of the arguments) is
     /// within what a message may carry.
     static func checkSignal(path: String, interface: String, member: String, sizeBound: Int) throws(BusError) {
-        guard path.withCString({ dbus_validate_path($0, nil) }) != 0,
+        // (A NUL would hide the rest of a name from the C checks.)
+        guard !DBusValue.hasNUL(path), !DBusValue.hasNUL(interface), !DBusValue.hasNUL(member),
+            path.withCString({ dbus_validate_path($0, nil) }) != 0,
             interface.withCString({ dbus_validate_interface($0, nil) }) != 0,
             member.withCString({ dbus_validate_member($0, nil) }) != 0
         else { throw .invalidArgs("invalid signal path, interface or member") }

@@ -6,26 +6,12 @@ import CDBus
 public enum WireCheck {
     /// The wire size of the signal, or why a bus would refuse it.
     public static func signal(path: String, interface: String, member: String, arguments: [DBusValue]) -> Result<Int, BusError> {
-        let m: OpaquePointer
-        do { m = try BusConnection.makeSignal(path: path, interface: interface, member: member, arguments: arguments) } catch {
-            return .failure(error)
+        bytes(path: path, interface: interface, member: member, arguments: arguments).flatMap(parsed).flatMap { b in
+            guard b.count <= BusConnection.maxMessageBytes else {
+                return .failure(.limitsExceeded("\(b.count) bytes, more than a bus takes (\(BusConnection.maxMessageBytes))"))
+            }
+            return .success(b.count)
         }
-        defer { dbus_message_unref(m) }
-        dbus_message_set_serial(m, 1)
-        var buffer: UnsafeMutablePointer<CChar>?
-        var length: Int32 = 0
-        guard dbus_message_marshal(m, &buffer, &length) != 0, let buffer else { return .failure(.failed("cannot marshal")) }
-        defer { dbus_free(buffer) }
-        var err = CDBus.DBusError()
-        dbus_error_init(&err)
-        guard let parsed = dbus_message_demarshal(buffer, length, &err) else {
-            return .failure(BusConnection.takeError(&err, fallback: "the message does not validate"))
-        }
-        dbus_message_unref(parsed)
-        guard Int(length) <= BusConnection.maxMessageBytes else {
-            return .failure(.limitsExceeded("\(length) bytes, more than a bus takes (\(BusConnection.maxMessageBytes))"))
-        }
-        return .success(Int(length))
     }
 
     /// The signal's bytes as a bus receives them (serial 1), built from values.
@@ -47,11 +33,16 @@ public enum WireCheck {
             return .failure(error)
         }
         b.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(1).littleEndian, toByteOffset: 8, as: UInt32.self) }
-        switch b.withUnsafeBytes({ BusConnection.parse(wire: $0) }) {
-        case .success(let m): dbus_message_unref(m)
-        case .failure(let e): return .failure(e)
+        return parsed(b)
+    }
+
+    /// The bytes, once libdbus parses them back with full validation.
+    private static func parsed(_ b: [UInt8]) -> Result<[UInt8], BusError> {
+        guard !b.isEmpty else { return .failure(.failed("cannot marshal")) }
+        return b.withUnsafeBytes { BusConnection.parse(wire: $0) }.map { m in
+            dbus_message_unref(m)
+            return b
         }
-        return .success(b)
     }
 
     /// Marshals (and releases) a message; empty when libdbus cannot.
