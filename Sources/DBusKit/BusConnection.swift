@@ -197,7 +197,7 @@ public final class BusConnection: Sendable {
     private let wireSerials = Atomic<UInt32>(0)
     static let maxCallsInFlight = 512
     /// Work items queued inside `coalescing` before the bus thread is woken anyway.
-    static let maxHeldWork = 32
+    static let maxHeldWork = 128
     /// The largest message the bus takes: `max_message_size` of dbus-daemon's
     /// system and session configurations (32 MiB). A bus drops a client that
     /// sends more, so replies and signals past it are refused here first.

@@ -63,7 +63,7 @@ public enum FuzzEntries {
                 case .success: break
                 case .failure(let e): preconditionFailure("the bus would refuse \(signal.member): \(e)")
                 }
-                // Written straight into the message, it is the same message byte for byte.
+                // Marshalled straight into its wire bytes, it is libdbus's message byte for byte.
                 if let direct = signal.direct {
                     let path = BridgeNames.objectPath
                     let built = WireCheck.bytes(path: path, interface: signal.interface, member: signal.member, arguments: signal.arguments)
