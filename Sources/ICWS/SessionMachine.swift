@@ -129,6 +129,10 @@ public struct SessionMachine: Sendable {
         var resync = false
         var streamTimer: Ticket?
         var checkAttempt = 0
+        /// A request was refused with 401: the session is being asked whether
+        /// the server took it down on purpose (its connectionStateChange may be
+        /// in a stream that never reads it), before a new login.
+        var unauthorized: ICWSError?
         /// Units (indices) and the station restore, in order, still to do.
         var steps: [Step] = []
         var stepBusy = false
@@ -286,7 +290,8 @@ public struct SessionMachine: Sendable {
         case .streamEnded(let e, let error):
             guard case .live(var l) = phase, l.epoch == e else { return }
             if let error {
-                if error.status == 401 || error.status == 404 { return end(.failed(error)) }
+                if error.status == 401 { return unauthorized(error, epoch: e) }
+                if error.status == 404 { return end(.failed(error)) }
                 status.lastError = error.shortReason
                 flush()
                 log(.warning, "message stream interrupted", ["icws.error": "\(error)"])
@@ -758,6 +763,14 @@ public struct SessionMachine: Sendable {
 
     private mutating func sessionChecked(_ e: Epoch, _ result: Result<ConnectionCheck, ICWSError>) {
         guard case .live(var l) = phase, l.epoch == e, l.streamTimer == nil else { return }
+        if let refused = l.unauthorized {
+            // Down on purpose: as its message would have said. Anything else
+            // (the check refused too, or an odd "up"): the 401 ends the session.
+            if case .success(let check) = result, check.state == .down {
+                return end(.down(reason: check.reason, shouldReconnect: check.shouldReconnect ?? false))
+            }
+            return end(.failed(refused))
+        }
         switch result {
         case .success(let check) where check.state == .down:
             end(.down(reason: check.reason, shouldReconnect: check.shouldReconnect ?? false))
@@ -814,11 +827,34 @@ public struct SessionMachine: Sendable {
         }
     }
 
-    /// A 401 or transport failure on a call means the session is gone: true when it ended it.
+    /// A 401 or transport failure on a call means the session is gone: true
+    /// when it ended it (or, for a 401, is finding out why).
     private mutating func sessionFailed(_ error: ICWSError, epoch e: Epoch) -> Bool {
         guard case .live(let l) = phase, l.epoch == e, error.status == 401 || error.kind == .transport else { return false }
-        end(.failed(error))
+        if error.status == 401 {
+            unauthorized(error, epoch: e)
+        } else {
+            end(.failed(error))
+        }
         return true
+    }
+
+    /// A 401 in a live session: one `GET connection` first. A server that took
+    /// the session down (an administrator's logoff, `shouldReconnect` absent)
+    /// says so there, and its message may sit in a stream not read yet (the
+    /// restore's requests come first); a new login would undo the logoff.
+    /// Otherwise the 401 ends the session as before (challenge and all).
+    private mutating func unauthorized(_ error: ICWSError, epoch e: Epoch) {
+        guard case .live(var l) = phase, l.epoch == e, l.unauthorized == nil else { return }
+        l.unauthorized = error
+        // The server no longer has the session, whatever the check says.
+        station.connected = false
+        if let t = l.streamTimer {
+            out.append(.cancelTimer(t))
+            l.streamTimer = nil
+        }
+        phase = .live(l)
+        out.append(.checkSession(e, l.session))
     }
 
     /// Ends the live session and decides what comes next.

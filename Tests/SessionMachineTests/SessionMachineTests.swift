@@ -76,6 +76,38 @@ import Testing
         #expect(w.completedDisconnects.contains(t), "a disconnect is answered")
     }
 
+    /// A 401 during the restore, from a session the server took down on
+    /// purpose before its message was read: the session is asked first, and
+    /// a down without shouldReconnect stops; any other answer logs in again.
+    @Test func aRefusedRequestAsksTheSessionBeforeANewLogin() throws {
+        for answer in ["down", "refused"] {
+            var w = Walk(seed: 17)
+            w.send(.start)
+            w.answerLogin(success: true)
+            let live = try #require(w.machine.current)
+            w.pendingChecks.removeAll()
+            let refused = ICWSError(kind: .server(status: 401), message: "The session is not valid.")
+            w.send(.subscriptionAnswered(live.epoch, unit: 0, .failure(refused)), error: refused, epoch: live.epoch)
+            #expect(w.pendingLogins.isEmpty, "no login before the answer")
+            #expect(!w.machine.station.connected)
+            let check = try #require(w.pendingChecks.first)
+            #expect(check.0 == live.epoch)
+            w.pendingChecks.removeAll()
+            if answer == "down" {
+                let down = SessionMachine.ConnectionCheck(state: .down, reason: "You have been logged off by an administrator.", shouldReconnect: nil)
+                w.send(.sessionChecked(live.epoch, .success(down)))
+                #expect(w.machine.status.state == .stopped)
+                w.fireTimers()
+                #expect(w.pendingLogins.isEmpty, "stopped until a reconnect")
+            } else {
+                w.send(.sessionChecked(live.epoch, .failure(refused)))
+                #expect(w.machine.current == nil)
+                w.fireTimers()
+                #expect(!w.pendingLogins.isEmpty, "a 401 on the check too: a new login")
+            }
+        }
+    }
+
     @Test func theRestoreAppliesTheNewestCommandAndComesAfterOneUnderWay() throws {
         var w = Walk(seed: 11)
         w.send(.start)
