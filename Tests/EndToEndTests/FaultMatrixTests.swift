@@ -159,7 +159,18 @@ struct NumberedTraffic {
             if ContinuousClock.now >= nextFault {
                 let fault = faults.randomElement(using: &rng) ?? .tcpReset
                 let quiet = traffic.last
-                try await eventually("quiet before the fault") { sub.all.last == quiet }
+                do {
+                    try await eventually("quiet before the fault") { sub.all.last == quiet }
+                } catch {
+                    // What it takes to tell why: the daemon's state and its last words.
+                    let exit = rig.daemon.poll().map { "exited with \($0)" } ?? "running"
+                    Issue.record("""
+                        message \(quiet) never reached the bus (last there: \(sub.all.last.map(String.init) ?? "none")); \
+                        faults so far: \(counts); daemon \(exit); log tail:
+                        \(rig.log.split(separator: "\n").suffix(25).joined(separator: "\n"))
+                        """)
+                    throw error
+                }
                 switch fault {
                 case .sim(let f):
                     rig.sim.inject(f)
