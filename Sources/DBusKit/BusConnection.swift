@@ -223,7 +223,6 @@ public final class BusConnection: Sendable {
         var socket: Int32 = -1
         /// Wire messages not yet written.
         var wire = WireQueue()
-        var outPending: Bool { !wire.isEmpty }
         /// A write failed: the connection is going, and wire messages with it.
         var wireFailed = false
         /// Work that waits until `wire` is written, so the order stays; what
@@ -276,7 +275,7 @@ public final class BusConnection: Sendable {
                 owners.append(w)
             }
             // Wire bytes wait for room on the socket (after libdbus's queue, which its own watch writes).
-            if loop.outPending, dbus_connection_has_messages_to_send(conn) == 0 {
+            if !loop.wire.isEmpty, dbus_connection_has_messages_to_send(conn) == 0 {
                 fds.append(pollfd(fd: loop.socket, events: Int16(POLLOUT), revents: 0))
                 owners.append(nil)
             }
@@ -334,7 +333,7 @@ public final class BusConnection: Sendable {
             run([], conn)
             if dbus_connection_has_messages_to_send(conn) != 0 {
                 _ = dbus_connection_read_write(conn, 100)
-            } else if loop.outPending {
+            } else if !loop.wire.isEmpty {
                 var p = pollfd(fd: loop.socket, events: Int16(POLLOUT), revents: 0)
                 _ = poll(&p, 1, 100)
             } else {
@@ -380,37 +379,21 @@ public final class BusConnection: Sendable {
     /// gathered and written together; any other work waits until the bytes
     /// before it are on the socket, so messages keep their order.
     private func run(_ items: [Work], _ conn: OpaquePointer) {
-        if loop.waitingHead < loop.waiting.count {
-            // Behind what waits (probes excepted): appended, not copied, so a
-            // long wait for the socket costs each wake-up only its new work.
-            for item in items {
-                if case .probe(let p) = item { p.mark() } else { loop.waiting.append(item) }
-            }
-            var i = loop.waitingHead
-            while i < loop.waiting.count {
-                guard perform(loop.waiting[i], conn) else { break }
-                i += 1
-            }
-            loop.waitingHead = i
-            if i == loop.waiting.count {
-                loop.waiting.removeAll()
-                loop.waitingHead = 0
-            } else if i >= 1024, i * 2 >= loop.waiting.count {
-                loop.waiting.removeFirst(i)
-                loop.waitingHead = 0
-            }
+        // Appended behind what waits (probes answer at once), so a long wait
+        // for the socket costs each wake-up only its new work.
+        for item in items {
+            if case .probe(let p) = item { p.mark() } else { loop.waiting.append(item) }
+        }
+        var i = loop.waitingHead
+        while i < loop.waiting.count, perform(loop.waiting[i], conn) { i += 1 }
+        if i == loop.waiting.count {
+            loop.waiting.removeAll(keepingCapacity: loop.waiting.capacity <= 4096)
+            loop.waitingHead = 0
+        } else if i >= 1024, i * 2 >= loop.waiting.count {
+            loop.waiting.removeFirst(i)
+            loop.waitingHead = 0
         } else {
-            for (i, item) in items.enumerated() {
-                guard perform(item, conn) else {
-                    loop.waiting = items[i...].filter { w in
-                        guard case .probe(let p) = w else { return true }
-                        p.mark()
-                        return false
-                    }
-                    loop.waitingHead = 0
-                    break
-                }
-            }
+            loop.waitingHead = i
         }
         _ = flushWire(conn)
     }
@@ -465,7 +448,7 @@ public final class BusConnection: Sendable {
     /// Writes the queued wire messages; true once none are left. libdbus's
     /// own queue goes first: its messages were handed over before these.
     private func flushWire(_ conn: OpaquePointer) -> Bool {
-        guard loop.outPending else { return true }
+        guard !loop.wire.isEmpty else { return true }
         // Once libdbus has seen the connection go it has closed the socket,
         // and the number may already be another file's: nothing is written.
         guard !loop.wireFailed, dbus_connection_get_is_connected(conn) != 0 else {

@@ -432,6 +432,49 @@ public final class ICWSSimulator: Sendable {
         allLiveSessions().compactMap { enqueue(message, to: $0) }
     }
 
+    /// Messages serialized ahead of time by `prepare`, so that sending them
+    /// with `emit(_:)` costs icws-sim only the queueing and the socket
+    /// writes. The bench's maximum-rate burst uses them: it measures the
+    /// bridge, not the JSON encoder of the stand-in server sharing its cores.
+    public struct PreparedMessages: Sendable {
+        /// Each message's JSON up to its closing brace, where `simSequence` goes.
+        fileprivate let heads: [(text: String, hasMembers: Bool)]
+        public var count: Int { heads.count }
+    }
+
+    /// Serializes `messages` (JSON objects; anything else is left out) for a later `emit(_:)`.
+    public func prepare(_ messages: [JSONValue]) -> PreparedMessages {
+        PreparedMessages(
+            heads: messages.compactMap { message in
+                guard case .object(let members) = message else { return nil }
+                var text = message.serialized()
+                text.removeLast()  // "}"
+                return (text, !members.isEmpty)
+            })
+    }
+
+    /// Queues prepared messages to every live session, in order, each with
+    /// its `simSequence`; a stream takes them in runs of up to 512.
+    public func emit(_ prepared: PreparedMessages) {
+        for session in allLiveSessions() {
+            let first = global.withLock { g -> UInt64 in
+                defer { g.sequence += UInt64(prepared.count) }
+                return g.sequence + 1
+            }
+            var start = 0
+            while start < prepared.count {
+                let end = min(prepared.count, start + 512)
+                session.queue.push(
+                    contentsOf: (start..<end).map { i in
+                        let seq = first + UInt64(i)
+                        let head = prepared.heads[i]
+                        return MessageQueue.Item(sequence: seq, text: head.text + (head.hasMembers ? ",\"simSequence\":" : "\"simSequence\":") + String(seq) + "}")
+                    })
+                start = end
+            }
+        }
+    }
+
     /// One random traffic event: a call starts or stops alerting, or a user
     /// changes; now and then an inbound call for "agent" starts or ends as well.
     public func randomTraffic() {

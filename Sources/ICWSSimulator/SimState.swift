@@ -26,6 +26,18 @@ final class MessageQueue: Sendable {
         w?.resume()
     }
 
+    /// Queues `items` in order with one wake-up of the stream.
+    func push(contentsOf items: [Item]) {
+        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.items.append(contentsOf: items)
+            s.timer?.cancel()
+            s.timer = nil
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        w?.resume()
+    }
+
     func takeAll() -> [Item] {
         state.withLock { s in
             defer { s.items.removeAll(keepingCapacity: true) }

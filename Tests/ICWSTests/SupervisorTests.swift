@@ -188,6 +188,38 @@ import TestSupport
         await h.stop()
     }
 
+    /// icws-sim's prepared burst (the bench's maximum rate) reaches the client
+    /// as emitted messages do: in order, each once, across its runs of 512,
+    /// with one simSequence each; an empty object and a non-object too.
+    @Test func preparedMessagesArriveLikeEmittedOnes() async throws {
+        let sim = try await startSimulator()
+        let h = try SupervisorHarness.start(sim: sim)
+        try await h.waitForState(.connected)
+        try await eventually("stream open") { sim.openStreamCount == 1 }
+        let ids = (0..<1_300).map { "p\($0)" }
+        func alert(_ id: String) -> JSONValue {
+            [
+                "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
+                "alertingInteractionDetails": [
+                    ["interactionId": .string(id), "interactionType": "Call", "name": "Prepared \"quoted\"", "alertType": 5, "alertAction": 2, "autoAnswer": false]
+                ],
+            ]
+        }
+        let prepared = sim.prepare(ids.map(alert) + [[:], "not an object"])
+        #expect(prepared.count == ids.count + 1, "a non-object is left out")
+        let before = sim.deliveries.count
+        let emitted = sim.emit(alert("after"))
+        sim.emit(prepared)
+        try await eventually("all delivered") { alertingIds(h.log).suffix(ids.count) == ids[...] }
+        #expect(alertingIds(h.log).filter { $0.hasPrefix("p") || $0 == "after" } == ["after"] + ids)
+        // The empty object arrives as {"simSequence":N}: a message without __type.
+        try await eventually("the empty object") { !h.log.malformed.isEmpty }
+        #expect(h.log.malformed.map(\.field) == ["__type"])
+        let delivered = sim.deliveries.dropFirst(before).map(\.sequence).filter { $0 >= emitted[0] }
+        #expect(delivered == Array(emitted[0]...(emitted[0] + UInt64(ids.count) + 1)), "one simSequence each, in order")
+        await h.stop()
+    }
+
     @Test func stalledStreamIsDetected() async throws {
         let sim = try await startSimulator()
         let h = try SupervisorHarness.start(sim: sim) { $0.stallTimeout = .milliseconds(600) }
