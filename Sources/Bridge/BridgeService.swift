@@ -139,6 +139,11 @@ public final class BridgeService: Sendable {
     /// (for the messages of one read of the stream).
     public func coalescing(_ body: () -> Void) { connection.coalescing(body) }
 
+    /// Returns once the bus connection's unwritten signals are few enough
+    /// (see `BusConnection.waitForRoom`): the message source waits here
+    /// between reads.
+    public func waitForRoom() async { await connection.waitForRoom() }
+
     /// Puts one supervisor event on the bus.
     public func handle(_ event: SupervisorEvent) {
         do throws(BusError) {

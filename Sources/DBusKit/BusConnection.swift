@@ -73,6 +73,17 @@ public final class BusConnection: Sendable {
     private let callsInFlight = Atomic<Int>(0)
     private let wireSerials = Atomic<UInt32>(0)
     static let maxCallsInFlight = 512
+    /// Bytes of wire messages handed over and not yet written (or dropped
+    /// with the connection): what `waitForRoom` holds a producer back on.
+    private let backlog = Atomic<Int>(0)
+    /// A producer waits in `waitForRoom`; the bus thread looks at the waiters only then.
+    private let roomWanted = Atomic<Bool>(false)
+    /// `waitForRoom` waits while more than `backlogHigh` bytes are not
+    /// written, until they are down to `backlogLow`: a source faster than the
+    /// bus (a server's burst, a bus that stopped reading) is held back
+    /// instead of growing the daemon's memory.
+    public static let backlogHigh = 4 << 20
+    public static let backlogLow = 1 << 20
     /// Work items queued inside `coalescing` before the bus thread is woken anyway.
     static let maxHeldWork = 128
     /// The largest message the bus takes: `max_message_size` of dbus-daemon's
@@ -103,6 +114,8 @@ public final class BusConnection: Sendable {
         /// the last one out wakes it.
         var holds = 0
         var wakeHeld = false
+        /// Producers waiting in `waitForRoom`.
+        var roomWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     struct MessageRefConnection: @unchecked Sendable {
@@ -340,23 +353,30 @@ public final class BusConnection: Sendable {
                 break
             }
         }
-        let (wasClosing, late) = shared.withLock { s -> (Bool, [Work]) in
+        let (wasClosing, late, roomWaiters) = shared.withLock { s -> (Bool, [Work], [CheckedContinuation<Void, Never>]) in
             s.closed = true
-            defer { s.work.removeAll() }
-            return (s.closing, s.work)
+            defer {
+                s.work.removeAll()
+                s.roomWaiters.removeAll()
+            }
+            return (s.closing, s.work, s.roomWaiters)
         }
         // What is still held (behind a socket that took no more, or handed
         // over as the connection went) runs now, after the close: libdbus
         // drops what it sends, calls are failed below, probes are answered.
         dbus_connection_close(conn)
+        let dropped = loop.wire.pendingBytes
         loop.wire.discard()
+        wireGone(dropped)
         for item in loop.waiting[loop.waitingHead...] + late {
             switch item {
             case .run(let body): body(conn)
             case .probe(let p): p.mark()
-            case .wire: break
+            case .wire(let m): wireGone(m.buffer.count)
             }
         }
+        // Nothing waits for room on a closed connection.
+        for w in roomWaiters { w.resume() }
         loop.waiting.removeAll()
         loop.waitingHead = 0
         for (_, (continuation, _)) in loop.pending {
@@ -416,6 +436,7 @@ public final class BusConnection: Sendable {
     private func gather(_ message: WireMessage, _ conn: OpaquePointer) {
         guard loop.socket >= 0 else {
             // No socket to write to: libdbus parses the bytes (and checks them) and sends them.
+            defer { wireGone(message.buffer.count) }
             switch Self.parse(wire: message.buffer) {
             case .success(let m):
                 dbus_connection_send(conn, m, nil)
@@ -449,6 +470,8 @@ public final class BusConnection: Sendable {
     /// own queue goes first: its messages were handed over before these.
     private func flushWire(_ conn: OpaquePointer) -> Bool {
         guard !loop.wire.isEmpty else { return true }
+        let before = loop.wire.pendingBytes
+        defer { wireGone(before - loop.wire.pendingBytes) }
         // Once libdbus has seen the connection go it has closed the socket,
         // and the number may already be another file's: nothing is written.
         guard !loop.wireFailed, dbus_connection_get_is_connected(conn) != 0 else {
@@ -487,7 +510,56 @@ public final class BusConnection: Sendable {
         let serial = 0x8000_0000 | (wireSerials.wrappingAdd(1, ordering: .relaxed).newValue & 0x7FFF_FFFF)
         guard bytes.count >= 16 else { throw .invalidArgs("not a message: \(bytes.count) bytes") }
         guard let message = WireMessage(bytes, serial: serial) else { throw .failed("out of memory") }
-        guard enqueue(.wire(message)) else { throw .disconnected("the bus connection is closed") }
+        backlog.wrappingAdd(bytes.count, ordering: .sequentiallyConsistent)
+        guard enqueue(.wire(message)) else {
+            backlog.wrappingSubtract(bytes.count, ordering: .sequentiallyConsistent)
+            throw .disconnected("the bus connection is closed")
+        }
+    }
+
+    /// Wire bytes written or dropped (on the bus thread): producers waiting
+    /// for room go on once the backlog is down to `backlogLow`.
+    private func wireGone(_ count: Int) {
+        guard count > 0 else { return }
+        let left = backlog.wrappingSubtract(count, ordering: .sequentiallyConsistent).newValue
+        if left <= Self.backlogLow, roomWanted.load(ordering: .sequentiallyConsistent) { resumeRoomWaiters() }
+    }
+
+    private func resumeRoomWaiters() {
+        let waiters = shared.withLock { s -> [CheckedContinuation<Void, Never>] in
+            roomWanted.store(false, ordering: .sequentiallyConsistent)
+            defer { s.roomWaiters.removeAll() }
+            return s.roomWaiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// Bytes of wire messages handed over and not yet written.
+    public var backlogBytes: Int { backlog.load(ordering: .relaxed) }
+
+    /// Returns at once while at most `backlogHigh` bytes of wire messages
+    /// wait to be written; past that, once they are down to `backlogLow`, the
+    /// connection closes, or the task is cancelled. A message source calls it
+    /// between reads, so that a bus slower than the server holds the server
+    /// back (its TCP window fills) rather than the daemon's memory growing.
+    public func waitForRoom() async {
+        guard backlog.load(ordering: .sequentiallyConsistent) > Self.backlogHigh else { return }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = shared.withLock { s -> Bool in
+                    guard !s.closing, !s.closed, !Task.isCancelled else { return true }
+                    // Said before the backlog is read again: a bus thread that
+                    // brings it down after this read sees the flag and resumes.
+                    roomWanted.store(true, ordering: .sequentiallyConsistent)
+                    guard backlog.load(ordering: .sequentiallyConsistent) > Self.backlogLow else { return true }
+                    s.roomWaiters.append(c)
+                    return false
+                }
+                if now { c.resume() }
+            }
+        } onCancel: {
+            resumeRoomWaiters()
+        }
     }
 
     private func enqueue(_ work: Work) -> Bool {

@@ -95,7 +95,7 @@ public enum Daemon {
         let relay = EventRelay()
         let supervisor = SessionSupervisor(
             configuration: config.supervisorConfiguration(password: password), client: client, logger: logger,
-            eventHandler: relay.deliver, batch: relay.batch)
+            eventHandler: relay.deliver, batch: relay.batch, outflow: relay.waitForRoom)
 
         let connection: BusConnection
         do { connection = try await BusConnection.connect(options.bus, logger: logger) } catch {
@@ -296,4 +296,7 @@ final class EventRelay: Sendable {
     @Sendable func batch(_ body: () -> Void) {
         if let bridge = target.withLock({ $0 }) { bridge.coalescing(body) } else { body() }
     }
+
+    /// Returns once the bus has room for more (see `BusConnection.waitForRoom`).
+    @Sendable func waitForRoom() async { await target.withLock({ $0 })?.waitForRoom() }
 }

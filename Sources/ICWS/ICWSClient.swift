@@ -384,7 +384,11 @@ public final class ICWSClient: Sendable {
         addSessionHeaders(&request, session)
         request.headers.add(name: "Accept", value: "text/event-stream")
         request.headers.add(name: "Cache-Control", value: "no-cache")
+        // The last byte from the server, and whether the handler holds the
+        // reading back (the bus has no room): the stall clock measures the
+        // server's silence, not our own pause.
         let lastActivity = LockedValue(ContinuousClock.now)
+        let handling = LockedValue(false)
         let (streamRequest, configuration) = prepared(request)
         let http = self.http
         let logger = self.logger
@@ -407,7 +411,10 @@ public final class ICWSClient: Sendable {
                             try parser.feed(raw) { outputs.append($0) }
                         }
                         if !outputs.isEmpty {
+                            handling.set(true)
                             await handler(outputs)
+                            lastActivity.set(.now)
+                            handling.set(false)
                             outputs.removeAll(keepingCapacity: true)
                         }
                     }
@@ -417,6 +424,11 @@ public final class ICWSClient: Sendable {
                     // stall-timeout at most, not on a tick.
                     while true {
                         let due = lastActivity.get() + stallTimeout
+                        if ContinuousClock.now >= due, handling.get() {
+                            // Not reading now: the server cannot be heard; look again later.
+                            try await loopSleep(until: .now + stallTimeout)
+                            continue
+                        }
                         if ContinuousClock.now >= due {
                             let idle = ContinuousClock.now - lastActivity.get()
                             throw ICWSError(kind: .timeout, message: "message stream stalled for \(Int(idle.seconds)) s")

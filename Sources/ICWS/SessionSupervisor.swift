@@ -83,6 +83,10 @@ public actor SessionSupervisor {
     /// Runs the handling of several messages (those of one read of the
     /// stream): the events it publishes may be sent on together.
     private let batch: (@Sendable (() -> Void) -> Void)?
+    /// Awaited after each read's messages are handed on, before the next
+    /// read: returns once the bus side has room again, so that a server
+    /// faster than the bus is held back by TCP instead of filling memory.
+    private let outflow: (@Sendable () async -> Void)?
     private let client: ICWSClient
     private let clock: any SupervisorClock
     private let random: (@Sendable () -> Double)?
@@ -106,10 +110,12 @@ public actor SessionSupervisor {
     public init(
         configuration: SupervisorConfiguration, client: ICWSClient, clock: any SupervisorClock = SystemSupervisorClock(),
         random: (@Sendable () -> Double)? = nil, units: [SubscriptionUnit] = SubscriptionUnit.standard, logger: Logger,
-        eventHandler: (@Sendable (SupervisorEvent) -> Void)? = nil, batch: (@Sendable (() -> Void) -> Void)? = nil
+        eventHandler: (@Sendable (SupervisorEvent) -> Void)? = nil, batch: (@Sendable (() -> Void) -> Void)? = nil,
+        outflow: (@Sendable () async -> Void)? = nil
     ) {
         self.eventHandler = eventHandler
         self.batch = batch
+        self.outflow = outflow
         self.client = client
         self.clock = clock
         self.random = random
@@ -250,9 +256,11 @@ public actor SessionSupervisor {
             let source = MessageSource(
                 client: client, sse: sse, pollInterval: c.pollInterval, stallTimeout: c.stallTimeout,
                 maxEventBytes: c.maxEventBytes)
+            let outflow = self.outflow
             spawn(epoch: e) {
                 let error = await source.run(s, opened: { await self.handle(.streamOpened(e)) }) { messages in
                     await self.handle(messages: messages, of: e)
+                    await outflow?()
                 }
                 return .streamEnded(e, error)
             }

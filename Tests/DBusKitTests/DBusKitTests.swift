@@ -366,6 +366,86 @@ struct TestService {
         #expect(svc.server.isConnected)
     }
 
+    /// A bus that stops reading: what waits to be written grows only to
+    /// `backlogHigh`, where `waitForRoom` holds the producer back, and goes on
+    /// once the bus reads again; nothing is lost or reordered.
+    @Test func aBusThatStopsReadingHoldsTheProducerBack() async throws {
+        let svc = try await TestService.start()
+        defer { svc.stop() }
+        let client = try await svc.client()
+        defer { client.close() }
+        try await client.addMatch("type='signal',interface='org.example.Test',member='Alert'")
+        let signals = client.signals()
+        // Nothing waits: no wait.
+        await svc.server.waitForRoom()
+        svc.bus.pause(true)
+        let text = String(repeating: "x", count: 60_000)
+        let producer = Task {
+            // As a message source does: hand over a batch, then wait for room.
+            var rounds = 0
+            var sent: UInt32 = 0
+            while sent < 400 {
+                for _ in 0..<10 {
+                    try svc.object.emit("org.example.Test", "Alert", sizeBound: 4096 + text.utf8.count * 2) { [sent] w in
+                        w.vardicts { a in a.vardict { d in d.uint32("i", sent); d.string("s", text) } }
+                        w.bool(true)
+                    }
+                    sent += 1
+                }
+                rounds += 1
+                await svc.server.waitForRoom()
+            }
+            return rounds
+        }
+        // The producer stops at the high mark (plus one batch), not at 400 x 60 kB.
+        try await eventually("held back") { svc.server.backlogBytes > BusConnection.backlogHigh }
+        try await Task.sleep(for: .milliseconds(500))
+        let held = svc.server.backlogBytes
+        #expect(held <= BusConnection.backlogHigh + 10 * 61_000, "backlog \(held)")
+        #expect(held == svc.server.backlogBytes, "nothing moves while the bus is stopped")
+        svc.bus.pause(false)
+        let rounds = try await producer.value
+        #expect(rounds == 40)
+        var expected: UInt32 = 0
+        for await s in signals where s.member == "Alert" {
+            guard s.arguments.first?.arrayElements?.first?["i"]?.uint32Value == expected else {
+                Issue.record("signal \(expected) missing or out of order")
+                break
+            }
+            expected += 1
+            if expected == 400 { break }
+        }
+        #expect(expected == 400)
+        try await eventually("all written") { svc.server.backlogBytes == 0 }
+    }
+
+    /// Nobody waits for room on a connection that closes, nor once cancelled.
+    @Test func waitingForRoomEndsWithTheConnectionOrTheTask() async throws {
+        for closeIt in [true, false] {
+            let svc = try await TestService.start()
+            defer { svc.stop() }
+            svc.bus.pause(true)
+            let text = String(repeating: "y", count: 1 << 20)
+            for i in 0..<6 {
+                try svc.object.emit("org.example.Test", "Alert", sizeBound: 4096 + text.utf8.count * 2) { w in
+                    w.vardicts { a in a.vardict { d in d.uint32("i", UInt32(i)); d.string("s", text) } }
+                    w.bool(true)
+                }
+            }
+            try await eventually("over the mark") { svc.server.backlogBytes > BusConnection.backlogHigh }
+            let ended = Mutex(false)
+            let waiter = Task {
+                await svc.server.waitForRoom()
+                ended.withLock { $0 = true }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(!ended.withLock { $0 }, "waits while the bus is stopped")
+            if closeIt { svc.bus.stop() } else { waiter.cancel() }
+            try await eventually(closeIt ? "ended by the close" : "ended by the cancel", timeout: .seconds(10)) { ended.withLock { $0 } }
+            if closeIt { try await eventually("backlog dropped") { svc.server.backlogBytes == 0 } }
+        }
+    }
+
     @Test func disconnectIsNoticed() async throws {
         let svc = try await TestService.start()
         let noticed = Mutex(false)

@@ -214,6 +214,47 @@ final class SignalRecorder: Sendable {
         await rig.stop()
     }
 
+    /// Bursts against a bus that stops reading (dbus-daemon stopped for 5 s,
+    /// longer than the rig's 3 s stall-timeout): the daemon takes no more
+    /// from the server than `BusConnection.backlogHigh` ahead of the bus, so
+    /// 75 MB of messages wait at the server, not in the daemon's memory; the
+    /// stream is not taken for stalled meanwhile; once the bus reads again
+    /// every message becomes its signal, in order, on the same session.
+    @Test func aBusThatStopsReadingHoldsTheServerBackAndLosesNothing() async throws {
+        let rig = try await DaemonRig.start()
+        try await flowing(rig)
+        let recorder = try await SignalRecorder(address: rig.bus.address)
+        let attribute = String(repeating: "a", count: 5_000)
+        let count = 15_000
+        let prepared = rig.sim.prepare(
+            (0..<count).map { i in
+                [
+                    "__type": .string(ICWSMessage.TypeURN.interactionAlerting), "isDelta": true,
+                    "alertingInteractionDetails": [
+                        [
+                            "interactionId": .string("held\(i)"), "interactionType": "Call", "name": "Held", "address": "+1",
+                            "alertType": 5, "alertAction": 2, "autoAnswer": false, "attributes": ["Padding": .string(attribute)],
+                        ]
+                    ],
+                ]
+            })
+        let before = rssMB(rig.daemon.pid)
+        rig.bus.pause(true)
+        rig.sim.emit(prepared)
+        try await Task.sleep(for: .seconds(5))
+        let held = rssMB(rig.daemon.pid)
+        #expect(rig.daemon.poll() == nil)
+        #expect(held - before < 30, "RSS grew from \(before) to \(held) MB while the bus was stopped")
+        rig.bus.pause(false)
+        try await eventually("every alert", timeout: .seconds(120)) { recorder.members("InteractionAlerting").count >= count }
+        let ids = recorder.members("InteractionAlerting").compactMap { $0.arguments.first?.arrayElements?.first?["interactionId"]?.stringValue }
+        #expect(ids == (0..<count).map { "held\($0)" }, "every message once, in order")
+        #expect(rig.sim.loginCount == 1)
+        #expect(!rig.log.contains("stalled"), "the held-back stream was not taken for stalled")
+        recorder.close()
+        await rig.stop()
+    }
+
     /// Scheme: on an https session, a 401 whose challenge points to http is
     /// refused (no login there, the password stays home), LastError says so,
     /// and the daemon backs off and logs in again over https.

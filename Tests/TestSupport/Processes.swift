@@ -149,7 +149,11 @@ public final class PrivateBus: @unchecked Sendable {
         }
     }
 
+    /// Stops (SIGSTOP) or resumes (SIGCONT) dbus-daemon: a bus that stops reading.
+    public func pause(_ paused: Bool) { process.signal(paused ? SIGSTOP : SIGCONT) }
+
     public func stop() {
+        process.signal(SIGCONT)
         process.killNow()
         try? FileManager.default.removeItem(at: directory)
     }
