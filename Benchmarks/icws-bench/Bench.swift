@@ -332,13 +332,17 @@ struct Bench {
         /// Starts sending `count` messages (numbered from `first`) as fast as
         /// `send` goes, then waits for all of them at the counting receiver: the
         /// rate is count / (first send → last arrival), nothing lost.
-        func maximum(label: String, count: Int, _ send: (_ first: UInt64, _ count: Int) -> Void) async -> (rate: Int, lost: Int) {
+        func maximum(label: String, count: Int, watching pid: pid_t? = nil, _ send: (_ first: UInt64, _ count: Int) -> Void) async -> (rate: Int, lost: Int, peakMB: Double) {
             bench_receiver_reset(receiver)
             let start = ContinuousClock.now
             send(seq, count)
             let deadline = ContinuousClock.now + .seconds(60)
+            var peak = pid.map { rssMB(pid: $0) } ?? .nan
+            var polls = 0
             while bench_receiver_count(receiver) < UInt64(count), ContinuousClock.now < deadline {
                 try? await Task.sleep(for: .milliseconds(2))
+                polls += 1
+                if let pid, polls % 25 == 0 { peak = max(peak, rssMB(pid: pid)) }
             }
             let received = Int(bench_receiver_count(receiver))
             let elapsed = (ContinuousClock.now - start).seconds
@@ -346,7 +350,7 @@ struct Bench {
             let lost = count - received
             let rate = Int(Double(received) / elapsed)
             print("  \(label): \(rate) messages/s (\(count) sent as fast as possible, \(lost == 0 ? "none lost" : "\(lost) lost"))")
-            return (rate, lost)
+            return (rate, lost, peak)
         }
         let burst = Int(args.first(where: { $0.hasPrefix("--burst=") })?.dropFirst(8) ?? "") ?? (quick ? 50_000 : 200_000)
         print("\n== Maximum rate: \(burst) alerting messages sent as fast as possible, against the floor (icws-bridged pid \(daemon.pid))")
@@ -356,11 +360,19 @@ struct Bench {
         // take a large share of the 2 cores the bridge and the floor share.
         let prepared = sim.prepare((0..<burst).map { alertingMessage(seq: seq + UInt64($0)) })
         let burstCPU0 = cpuSeconds(pid: daemon.pid)
-        let bridgeMax = await maximum(label: "bridge (icws-sim → icws-bridged)", count: prepared.count) { _, _ in
+        let rssBeforeBurst = rssMB(pid: daemon.pid)
+        let bridgeMax = await maximum(label: "bridge (icws-sim → icws-bridged)", count: prepared.count, watching: daemon.pid) { _, _ in
             sim.emit(prepared)
         }
+        print("  RSS of icws-bridged: \(String(format: "%.1f MB before, %.1f MB at most during the burst (sampled every 50 ms)", rssBeforeBurst, bridgeMax.peakMB))")
         let burstCPU = (cpuSeconds(pid: daemon.pid) - burstCPU0) / Double(burst) * 1000
         print("  CPU of icws-bridged per 1,000 messages in this burst: \(String(format: "%.1f ms", burstCPU * 1000))")
+        // For comparison with the figures before 2026-12-02: the same burst
+        // with icws-sim encoding each message as it sends it, on the same cores.
+        let liveBurst = burst / 4
+        let live = await maximum(label: "bridge, icws-sim encoding as it sends (\(liveBurst) messages; informational)", count: liveBurst) { first, n in
+            for i in 0..<n { sim.emit(alertingMessage(seq: first + UInt64(i))) }
+        }
         // The floor: the same signals from one plain libdbus sender (C, on its
         // own thread, no Swift on its path), into the same dbus-daemon and receiver.
         let floorMax = await maximum(label: "floor (one plain libdbus sender)", count: burst) { first, n in
@@ -369,6 +381,7 @@ struct Bench {
         }
         print("  CPU of the plain libdbus sender per 1,000 signals (building and sending only): \(String(format: "%.1f ms", Double(bench_sender_cpu_ns()) / Double(burst) / 1000))")
         print("  bridge/floor = \(floorMax.rate > 0 ? String(format: "%.0f %%", Double(bridgeMax.rate) / Double(floorMax.rate) * 100) : "-")")
+        print("  bridge with icws-sim encoding as it sends/floor = \(floorMax.rate > 0 ? String(format: "%.0f %%", Double(live.rate) / Double(floorMax.rate) * 100) : "-") (informational)")
         try await client.addMatch(latencyRule)
 
         let emitter = try await BusConnection.connect(.address(bus.address), logger: logger)
