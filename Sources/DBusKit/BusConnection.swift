@@ -73,13 +73,17 @@ public final class BusConnection: Sendable {
     private let callsInFlight = Atomic<Int>(0)
     private let wireSerials = Atomic<UInt32>(0)
     static let maxCallsInFlight = 512
-    /// Bytes of wire messages handed over and not yet written (or dropped
-    /// with the connection): what `waitForRoom` holds a producer back on.
+    /// Bytes of signals handed over and not yet written (or dropped with the
+    /// connection): wire messages until the bus thread writes them, libdbus's
+    /// messages until they reach its queue (whose size `libdbusQueued` then
+    /// holds, as the bus thread last saw it). What `waitForRoom` holds a
+    /// producer back on.
     private let backlog = Atomic<Int>(0)
+    private let libdbusQueued = Atomic<Int>(0)
     /// A producer waits in `waitForRoom`; the bus thread looks at the waiters only then.
     private let roomWanted = Atomic<Bool>(false)
-    /// `waitForRoom` waits while more than `backlogHigh` bytes are not
-    /// written, until they are down to `backlogLow`: a source faster than the
+    /// `waitForRoom` waits while more than `backlogHigh` bytes of signals are
+    /// not written, until they are down to `backlogLow`: a source faster than the
     /// bus (a server's burst, a bus that stopped reading) is held back
     /// instead of growing the daemon's memory.
     public static let backlogHigh = 4 << 20
@@ -323,6 +327,7 @@ public final class BusConnection: Sendable {
                 if r & Int32(POLLHUP) != 0 { flags |= DBUS_WATCH_HANGUP.rawValue }
                 dbus_watch_handle(w, flags)
             }
+            noteProgress(conn)
             let after = ContinuousClock.now
             for (t, start) in loop.timeouts where dbus_timeout_get_enabled(t) != 0 {
                 if start + .milliseconds(Int(dbus_timeout_get_interval(t))) <= after {
@@ -367,15 +372,16 @@ public final class BusConnection: Sendable {
         dbus_connection_close(conn)
         let dropped = loop.wire.pendingBytes
         loop.wire.discard()
-        wireGone(dropped)
+        settled(dropped)
         for item in loop.waiting[loop.waitingHead...] + late {
             switch item {
             case .run(let body): body(conn)
             case .probe(let p): p.mark()
-            case .wire(let m): wireGone(m.buffer.count)
+            case .wire(let m): settled(m.buffer.count)
             }
         }
         // Nothing waits for room on a closed connection.
+        libdbusQueued.store(0, ordering: .sequentiallyConsistent)
         for w in roomWaiters { w.resume() }
         loop.waiting.removeAll()
         loop.waitingHead = 0
@@ -416,6 +422,7 @@ public final class BusConnection: Sendable {
             loop.waitingHead = i
         }
         _ = flushWire(conn)
+        noteProgress(conn)
     }
 
     /// Runs one work item; false when it must wait for the wire bytes before it.
@@ -436,7 +443,7 @@ public final class BusConnection: Sendable {
     private func gather(_ message: WireMessage, _ conn: OpaquePointer) {
         guard loop.socket >= 0 else {
             // No socket to write to: libdbus parses the bytes (and checks them) and sends them.
-            defer { wireGone(message.buffer.count) }
+            defer { settled(message.buffer.count) }
             switch Self.parse(wire: message.buffer) {
             case .success(let m):
                 dbus_connection_send(conn, m, nil)
@@ -471,7 +478,7 @@ public final class BusConnection: Sendable {
     private func flushWire(_ conn: OpaquePointer) -> Bool {
         guard !loop.wire.isEmpty else { return true }
         let before = loop.wire.pendingBytes
-        defer { wireGone(before - loop.wire.pendingBytes) }
+        defer { settled(before - loop.wire.pendingBytes) }
         // Once libdbus has seen the connection go it has closed the socket,
         // and the number may already be another file's: nothing is written.
         guard !loop.wireFailed, dbus_connection_get_is_connected(conn) != 0 else {
@@ -517,12 +524,23 @@ public final class BusConnection: Sendable {
         }
     }
 
-    /// Wire bytes written or dropped (on the bus thread): producers waiting
-    /// for room go on once the backlog is down to `backlogLow`.
-    private func wireGone(_ count: Int) {
+    /// Signal bytes written, dropped, or handed to libdbus's queue (on the bus thread).
+    private func settled(_ count: Int) {
         guard count > 0 else { return }
-        let left = backlog.wrappingSubtract(count, ordering: .sequentiallyConsistent).newValue
-        if left <= Self.backlogLow, roomWanted.load(ordering: .sequentiallyConsistent) { resumeRoomWaiters() }
+        backlog.wrappingSubtract(count, ordering: .sequentiallyConsistent)
+    }
+
+    /// Signal bytes not yet written: ours and libdbus's queue.
+    private var unwritten: Int {
+        backlog.load(ordering: .sequentiallyConsistent) + libdbusQueued.load(ordering: .sequentiallyConsistent)
+    }
+
+    /// On the bus thread, after each round of work and of socket events:
+    /// notes the size of libdbus's queue, and lets producers waiting for room
+    /// go on once what is unwritten is down to `backlogLow`.
+    private func noteProgress(_ conn: OpaquePointer) {
+        libdbusQueued.store(Int(dbus_connection_get_outgoing_size(conn)), ordering: .sequentiallyConsistent)
+        if roomWanted.load(ordering: .sequentiallyConsistent), unwritten <= Self.backlogLow { resumeRoomWaiters() }
     }
 
     private func resumeRoomWaiters() {
@@ -534,16 +552,16 @@ public final class BusConnection: Sendable {
         for w in waiters { w.resume() }
     }
 
-    /// Bytes of wire messages handed over and not yet written.
-    public var backlogBytes: Int { backlog.load(ordering: .relaxed) }
+    /// Bytes of signals handed over and not yet written (as of the bus thread's last round).
+    public var backlogBytes: Int { unwritten }
 
-    /// Returns at once while at most `backlogHigh` bytes of wire messages
-    /// wait to be written; past that, once they are down to `backlogLow`, the
+    /// Returns at once while at most `backlogHigh` bytes of signals wait to
+    /// be written; past that, once they are down to `backlogLow`, the
     /// connection closes, or the task is cancelled. A message source calls it
     /// between reads, so that a bus slower than the server holds the server
     /// back (its TCP window fills) rather than the daemon's memory growing.
     public func waitForRoom() async {
-        guard backlog.load(ordering: .sequentiallyConsistent) > Self.backlogHigh else { return }
+        guard unwritten > Self.backlogHigh else { return }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let now = shared.withLock { s -> Bool in
@@ -551,7 +569,7 @@ public final class BusConnection: Sendable {
                     // Said before the backlog is read again: a bus thread that
                     // brings it down after this read sees the flag and resumes.
                     roomWanted.store(true, ordering: .sequentiallyConsistent)
-                    guard backlog.load(ordering: .sequentiallyConsistent) > Self.backlogLow else { return true }
+                    guard unwritten > Self.backlogLow else { return true }
                     s.roomWaiters.append(c)
                     return false
                 }
@@ -815,7 +833,12 @@ public final class BusConnection: Sendable {
     /// A signal message with its arguments, checked before libdbus sees them:
     /// names, value types, and a size the bus takes. The caller owns the reference.
     static func makeSignal(path: String, interface: String, member: String, arguments: [DBusValue]) throws(BusError) -> OpaquePointer {
-        let m = try makeSignal(path: path, interface: interface, member: member, sizeBound: arguments.reduce(0) { $0 + $1.encodedSizeBound })
+        try makeSignal(path: path, interface: interface, member: member, arguments: arguments, sizeBound: arguments.reduce(0) { $0 + $1.encodedSizeBound })
+    }
+
+    /// The same, with the arguments' `encodedSizeBound` already summed.
+    static func makeSignal(path: String, interface: String, member: String, arguments: [DBusValue], sizeBound: Int) throws(BusError) -> OpaquePointer {
+        let m = try makeSignal(path: path, interface: interface, member: member, sizeBound: sizeBound)
         do { try DBusValue.appendAll(arguments, to: m) } catch {
             dbus_message_unref(m)
             throw .invalidArgs(error.description)
@@ -852,17 +875,23 @@ public final class BusConnection: Sendable {
     /// would save that hand-off, but a write error there makes libdbus remove
     /// its watches from that thread while the bus thread may be using them.
     public func emitSignal(path: String, interface: String, member: String, arguments: [DBusValue]) throws(BusError) {
-        try send(signal: Self.makeSignal(path: path, interface: interface, member: member, arguments: arguments))
+        let bound = arguments.reduce(0) { $0 + $1.encodedSizeBound }
+        try send(signal: Self.makeSignal(path: path, interface: interface, member: member, arguments: arguments, sizeBound: bound), bytes: bound)
     }
 
-    /// Hands a built signal (whose reference it takes) to the bus thread.
-    func send(signal m: OpaquePointer) throws(BusError) {
+    /// Hands a built signal (whose reference it takes) to the bus thread;
+    /// `bytes` (its size, or a bound) counts towards `waitForRoom`'s backlog
+    /// until it is in libdbus's queue, which counts from then on.
+    func send(signal m: OpaquePointer, bytes: Int) throws(BusError) {
         let ref = MessageRef(pointer: m)
-        let accepted = submit { conn in
+        backlog.wrappingAdd(bytes, ordering: .sequentiallyConsistent)
+        let accepted = submit { [self] conn in
             dbus_connection_send(conn, ref.pointer, nil)
             dbus_message_unref(ref.pointer)
+            settled(bytes)
         }
         if !accepted {
+            backlog.wrappingSubtract(bytes, ordering: .sequentiallyConsistent)
             dbus_message_unref(m)
             throw .disconnected("the bus connection is closed")
         }

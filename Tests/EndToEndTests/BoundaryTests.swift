@@ -239,13 +239,13 @@ final class SignalRecorder: Sendable {
                 ]
             })
         let before = rssMB(rig.daemon.pid)
-        rig.bus.pause(true)
+        try await rig.bus.pause(true)
         rig.sim.emit(prepared)
         try await Task.sleep(for: .seconds(5))
         let held = rssMB(rig.daemon.pid)
         #expect(rig.daemon.poll() == nil)
         #expect(held - before < 30, "RSS grew from \(before) to \(held) MB while the bus was stopped")
-        rig.bus.pause(false)
+        try await rig.bus.pause(false)
         try await eventually("every alert", timeout: .seconds(120)) { recorder.members("InteractionAlerting").count >= count }
         let ids = recorder.members("InteractionAlerting").compactMap { $0.arguments.first?.arrayElements?.first?["interactionId"]?.stringValue }
         #expect(ids == (0..<count).map { "held\($0)" }, "every message once, in order")

@@ -149,8 +149,16 @@ public final class PrivateBus: @unchecked Sendable {
         }
     }
 
-    /// Stops (SIGSTOP) or resumes (SIGCONT) dbus-daemon: a bus that stops reading.
-    public func pause(_ paused: Bool) { process.signal(paused ? SIGSTOP : SIGCONT) }
+    /// Stops (SIGSTOP) or resumes (SIGCONT) dbus-daemon: a bus that stops
+    /// reading. Returns once the kernel shows it stopped (or running again).
+    public func pause(_ paused: Bool) async throws {
+        process.signal(paused ? SIGSTOP : SIGCONT)
+        try await eventually(paused ? "dbus-daemon stopped" : "dbus-daemon running") {
+            let stat = (try? String(contentsOfFile: "/proc/\(process.pid)/stat", encoding: .utf8)) ?? ""
+            let state = stat.lastIndex(of: ")").map { stat[stat.index($0, offsetBy: 2)] }
+            return paused ? state == "T" : state != "T"
+        }
+    }
 
     public func stop() {
         process.signal(SIGCONT)
