@@ -72,7 +72,11 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    public func signal(_ sig: Int32) { _ = kill(pid, sig) }
+    /// Sends `sig`, unless the child has ended and been reaped: its pid may
+    /// belong to another process by then.
+    public func signal(_ sig: Int32) {
+        if poll() == nil { _ = kill(pid, sig) }
+    }
 
     /// The exit status once the child ended (non-blocking); 128+N for signal N.
     public func poll() -> Int32? {
