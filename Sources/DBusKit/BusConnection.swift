@@ -327,7 +327,6 @@ public final class BusConnection: Sendable {
                 if r & Int32(POLLHUP) != 0 { flags |= DBUS_WATCH_HANGUP.rawValue }
                 dbus_watch_handle(w, flags)
             }
-            noteProgress(conn)
             let after = ContinuousClock.now
             for (t, start) in loop.timeouts where dbus_timeout_get_enabled(t) != 0 {
                 if start + .milliseconds(Int(dbus_timeout_get_interval(t))) <= after {
@@ -517,11 +516,17 @@ public final class BusConnection: Sendable {
         let serial = 0x8000_0000 | (wireSerials.wrappingAdd(1, ordering: .relaxed).newValue & 0x7FFF_FFFF)
         guard bytes.count >= 16 else { throw .invalidArgs("not a message: \(bytes.count) bytes") }
         guard let message = WireMessage(bytes, serial: serial) else { throw .failed("out of memory") }
-        backlog.wrappingAdd(bytes.count, ordering: .sequentiallyConsistent)
-        guard enqueue(.wire(message)) else {
-            backlog.wrappingSubtract(bytes.count, ordering: .sequentiallyConsistent)
-            throw .disconnected("the bus connection is closed")
+        guard enqueue(.wire(message), counting: bytes.count) else { throw .disconnected("the bus connection is closed") }
+    }
+
+    /// `enqueue`, with `bytes` of signal added to the backlog while it is accepted.
+    private func enqueue(_ work: Work, counting bytes: Int) -> Bool {
+        backlog.wrappingAdd(bytes, ordering: .sequentiallyConsistent)
+        guard enqueue(work) else {
+            backlog.wrappingSubtract(bytes, ordering: .sequentiallyConsistent)
+            return false
         }
+        return true
     }
 
     /// Signal bytes written, dropped, or handed to libdbus's queue (on the bus thread).
@@ -535,8 +540,8 @@ public final class BusConnection: Sendable {
         backlog.load(ordering: .sequentiallyConsistent) + libdbusQueued.load(ordering: .sequentiallyConsistent)
     }
 
-    /// On the bus thread, after each round of work and of socket events:
-    /// notes the size of libdbus's queue, and lets producers waiting for room
+    /// On the bus thread, at the end of each `run` (once a round of the loop,
+    /// after the socket events of the round before): notes the size of libdbus's queue, and lets producers waiting for room
     /// go on once what is unwritten is down to `backlogLow`.
     private func noteProgress(_ conn: OpaquePointer) {
         libdbusQueued.store(Int(dbus_connection_get_outgoing_size(conn)), ordering: .sequentiallyConsistent)
@@ -884,14 +889,13 @@ public final class BusConnection: Sendable {
     /// until it is in libdbus's queue, which counts from then on.
     func send(signal m: OpaquePointer, bytes: Int) throws(BusError) {
         let ref = MessageRef(pointer: m)
-        backlog.wrappingAdd(bytes, ordering: .sequentiallyConsistent)
-        let accepted = submit { [self] conn in
-            dbus_connection_send(conn, ref.pointer, nil)
-            dbus_message_unref(ref.pointer)
-            settled(bytes)
-        }
+        let accepted = enqueue(
+            .run { [self] conn in
+                dbus_connection_send(conn, ref.pointer, nil)
+                dbus_message_unref(ref.pointer)
+                settled(bytes)
+            }, counting: bytes)
         if !accepted {
-            backlog.wrappingSubtract(bytes, ordering: .sequentiallyConsistent)
             dbus_message_unref(m)
             throw .disconnected("the bus connection is closed")
         }

@@ -387,8 +387,7 @@ public final class ICWSClient: Sendable {
         // The last byte from the server, and whether the handler holds the
         // reading back (the bus has no room): the stall clock measures the
         // server's silence, not our own pause.
-        let lastActivity = LockedValue(ContinuousClock.now)
-        let handling = LockedValue(false)
+        let activity = LockedValue((last: ContinuousClock.now, handling: false))
         let (streamRequest, configuration) = prepared(request)
         let http = self.http
         let logger = self.logger
@@ -406,15 +405,13 @@ public final class ICWSClient: Sendable {
                     var parser = SSEParser(maxEventBytes: maxEventBytes)
                     var outputs: [SSEParser.Output] = []
                     for try await chunk in response.body {
-                        lastActivity.set(.now)
                         try chunk.withUnsafeReadableBytes { raw in
                             try parser.feed(raw) { outputs.append($0) }
                         }
+                        activity.set((.now, !outputs.isEmpty))
                         if !outputs.isEmpty {
-                            handling.set(true)
                             await handler(outputs)
-                            lastActivity.set(.now)
-                            handling.set(false)
+                            activity.set((.now, false))
                             outputs.removeAll(keepingCapacity: true)
                         }
                     }
@@ -423,14 +420,15 @@ public final class ICWSClient: Sendable {
                     // One deadline, moved on by every byte: it wakes once per
                     // stall-timeout at most, not on a tick.
                     while true {
-                        let due = lastActivity.get() + stallTimeout
-                        if ContinuousClock.now >= due, handling.get() {
+                        let (last, handling) = activity.get()
+                        let due = last + stallTimeout
+                        if ContinuousClock.now >= due, handling {
                             // Not reading now: the server cannot be heard; look again later.
                             try await loopSleep(until: .now + stallTimeout)
                             continue
                         }
                         if ContinuousClock.now >= due {
-                            let idle = ContinuousClock.now - lastActivity.get()
+                            let idle = ContinuousClock.now - last
                             throw ICWSError(kind: .timeout, message: "message stream stalled for \(Int(idle.seconds)) s")
                         }
                         try await loopSleep(until: due)

@@ -438,7 +438,7 @@ public final class ICWSSimulator: Sendable {
     /// bridge, not the JSON encoder of the stand-in server sharing its cores.
     public struct PreparedMessages: Sendable {
         /// Each message's JSON up to its closing brace, where `simSequence` goes.
-        fileprivate let heads: [(text: String, hasMembers: Bool)]
+        fileprivate let heads: [String]
         public var count: Int { heads.count }
     }
 
@@ -446,10 +446,10 @@ public final class ICWSSimulator: Sendable {
     public func prepare(_ messages: [JSONValue]) -> PreparedMessages {
         PreparedMessages(
             heads: messages.compactMap { message in
-                guard case .object(let members) = message else { return nil }
+                guard case .object = message else { return nil }
                 var text = message.serialized()
                 text.removeLast()  // "}"
-                return (text, !members.isEmpty)
+                return text
             })
     }
 
@@ -467,8 +467,8 @@ public final class ICWSSimulator: Sendable {
                 session.queue.push(
                     contentsOf: (start..<end).map { i in
                         let seq = first + UInt64(i)
-                        let head = prepared.heads[i]
-                        return MessageQueue.Item(sequence: seq, text: head.text + (head.hasMembers ? ",\"simSequence\":" : "\"simSequence\":") + String(seq) + "}")
+                        let head = prepared.heads[i]  // "{" alone for an empty object
+                        return MessageQueue.Item(sequence: seq, text: head + (head.utf8.count > 1 ? "," : "") + "\"simSequence\":" + String(seq) + "}")
                     })
                 start = end
             }
