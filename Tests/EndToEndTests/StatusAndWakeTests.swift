@@ -26,11 +26,12 @@ import TestSupport
     @Test func theStatusRoundTripWithEveryFault() async throws {
         let rig = try await DaemonRig.start(config: "request-timeout = 1s")
         try await connected(rig)
+        // The access list comes with its own subscription, after the status: wait for it.
+        try await eventually("selectable") { try await status(rig, "Selectable").contains("Do Not Disturb") }
         let selectable = try await rig.bus.busctl(["--json=short", "get-property", BridgeNames.busName, BridgeNames.objectPath, BridgeNames.status, "Selectable"])
         #expect(selectable.stdout.contains("Do Not Disturb") && !selectable.stdout.contains("Gone Home"), "access list applied: \(selectable.stdout.prefix(300))")
         #expect(!selectable.stdout.contains("ACD - Agent Not Answering"), "not selectable statuses are left out")
         // Case-insensitive, sent in the server's spelling; the reply comes after the completion.
-        try await eventually("selectable") { try await status(rig, "Selectable").contains("Do Not Disturb") }
         let set = try await gdbus(rig, "\(BridgeNames.status).SetStatus", ["'do not disturb'", "{'notes': <'in a meeting'>}"])
         #expect(set.status == 0, "\(set.stderr)")
         #expect(rig.sim.userStatus() == "Do Not Disturb", "the server has it when the call returns")
