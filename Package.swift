@@ -29,12 +29,15 @@ let package = Package(
         .systemLibrary(name: "CMalloc"),
         .systemLibrary(name: "CNetlink"),
         .target(name: "CConcurrencyHooks"),
+        // A thread of its own, and an outbox for calls that may block (sd_notify, the journal).
+        .target(name: "CThread"),
+        .target(name: "OwnThread", dependencies: ["CThread"]),
         // What a resting process needs: tasks on NIO's loops (no libdispatch pool
         // and its 1 s monitor), signals on a sigwait thread. The daemon and the notifier.
         .target(
             name: "ProcessSupport",
             dependencies: [
-                "CConcurrencyHooks", "DBusKit",
+                "CConcurrencyHooks", "DBusKit", "OwnThread",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
@@ -52,14 +55,14 @@ let package = Package(
             ]),
         .target(
             name: "DBusKit",
-            dependencies: ["CDBus", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CDBus", "OwnThread", .product(name: "Logging", package: "swift-log")]),
         .target(name: "BridgeContract", dependencies: ["ICWSProtocol", "DBusKit"]),
         .target(
             name: "Bridge",
             dependencies: ["BridgeContract", "ICWS", "DBusKit", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "Systemd",
-            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CSystemd", "OwnThread", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "ICWSSimulator",
             dependencies: [
@@ -75,7 +78,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Bridge", "BridgeContract", "Systemd", "ICWS", "DBusKit", "CMalloc", "CNetlink", "ProcessSupport",
+                "Bridge", "BridgeContract", "Systemd", "ICWS", "DBusKit", "CMalloc", "CNetlink", "ProcessSupport", "OwnThread",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -139,7 +142,7 @@ let package = Package(
         .testTarget(name: "NotifierTests", dependencies: ["Notifier", "DBusKit", "BridgeContract"]),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["Daemon", "ICWS", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["Daemon", "ICWS", "Systemd", "OwnThread", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [

@@ -182,6 +182,12 @@ struct Bench {
         let bin = URL(fileURLWithPath: args[0]).deletingLastPathComponent().path
         // The daemon under test: the installed form (static Swift runtime) when scripts/bench passes it.
         let daemonPath = args.first(where: { $0.hasPrefix("--daemon=") }).map { String($0.dropFirst(9)) } ?? bin + "/icws-bridged"
+        if let fleet = args.first(where: { $0.hasPrefix("--fleet=") }).flatMap({ Int($0.dropFirst(8)) }), fleet > 0 {
+            let outage = args.first(where: { $0.hasPrefix("--outage=") }).flatMap { Double($0.dropFirst(9)) } ?? 20
+            let retryAfter = args.first(where: { $0.hasPrefix("--retry-after=") }).map { String($0.dropFirst(14)) }
+            try await runFleet(count: fleet, outage: outage, retryAfter: retryAfter, daemonPath: daemonPath)
+            return
+        }
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         print("icws-bench: \(ProcessInfo.processInfo.processorCount) cores, \(String(format: "%.0f", Double(ProcessInfo.processInfo.physicalMemory) / 1e9)) GB, daemon \(daemonPath)")

@@ -25,6 +25,8 @@ public final class BridgeService: Sendable {
     struct State {
         var alerting = AlertingCache()
         var users = UsersCache()
+        /// `Station.Info`: the last snapshot with every delta since merged into it.
+        var stationInfo = StationInformation()
         var signalsEmitted: UInt64 = 0
     }
 
@@ -177,7 +179,11 @@ public final class BridgeService: Sendable {
         }
         switch message {
         case .stationConnectionStateChange(let m):
-            try object.setProperty(Contract.Station.info, ContractMaps.stationInfo(m.newStationInfo))
+            let info = state.withLock { s -> StationInformation in
+                if m.isDelta { s.stationInfo.apply(delta: m.newStationInfo) } else { s.stationInfo = m.newStationInfo }
+                return s.stationInfo
+            }
+            try object.setProperty(Contract.Station.info, ContractMaps.stationInfo(info))
         case .interactionAlerting(let m):
             let (changed, count) = state.withLock { s -> (Bool, Int) in
                 (s.alerting.apply(m), s.alerting.count)
@@ -198,7 +204,7 @@ public final class BridgeService: Sendable {
             break  // the supervisor reads the station anew and sends its info
         case .queueSubscriptionState(let m):
             logger.warning(
-                "queue subscription state", metadata: ["icws.subscription": "\(m.subscriptionId ?? "")", "icws.state": "\(m.state)", "icws.error": "\(m.errorMessage ?? "")"])
+                "queue subscription state", metadata: ["icws.subscription": "\(m.subscriptionId ?? "")", "icws.state": "\(m.state)", "icws.error": "\(m.error?.serverText ?? "")"])
         case .connectionStateChange, .subscriptionState, .unknown:
             break
         }

@@ -9,6 +9,8 @@ extension ContractMaps {
     public static func busError(_ e: StationCommandError) -> BusError {
         switch e {
         case .noStation: return BusError(name: BridgeNames.errorPrefix + "NoStation", message: "no station is connected")
+        case .serverHasNoStation(let i):
+            return BusError(name: BridgeNames.errorPrefix + "NoStation", message: "the ICWS server has no station for this session (\(i.httpText))")
         case .icws(let i): return busError(i)
         }
     }

@@ -149,7 +149,7 @@ final class InteractionObjects: Sendable {
 
     static func busError(_ e: ICWSError) -> BusError {
         if e.status == 404 {
-            return BusError(name: BridgeNames.errorPrefix + "NoSuchInteraction", message: "the ICWS server does not know this interaction")
+            return BusError(name: BridgeNames.errorPrefix + "NoSuchInteraction", message: "the ICWS server does not know this interaction (\(e.httpText))")
         }
         return ContractMaps.busError(e)
     }

@@ -19,7 +19,7 @@ final class StatusService: Sendable {
         /// `SetStatus` calls waiting for their completion, by requestId.
         var waiting: [String: CheckedContinuation<Result<Void, BusError>, Never>] = [:]
         /// Completions that came before their 202 was read (kept briefly, bounded).
-        var early: [(String, String?)] = []
+        var early: [(String, ICWSError?)] = []
     }
 
     init(main: BusObject, supervisor: SessionSupervisor, logger: Logger, completionTimeout: Duration) {
@@ -50,7 +50,7 @@ final class StatusService: Sendable {
         case .statusMessages(let m): cache = state.withLock { $0.cache.apply(m); return $0.cache }
         case .statusAccess(let m): cache = state.withLock { $0.cache.apply(m); return $0.cache }
         case .asyncOperationCompleted(let m):
-            complete(m.requestId, error: m.errorMessage)
+            complete(m.requestId, error: m.error)
             return true
         default: return false
         }
@@ -59,7 +59,7 @@ final class StatusService: Sendable {
         return true
     }
 
-    private func complete(_ requestId: String, error: String?) {
+    private func complete(_ requestId: String, error: ICWSError?) {
         let waiter = state.withLock { s -> CheckedContinuation<Result<Void, BusError>, Never>? in
             if let w = s.waiting.removeValue(forKey: requestId) { return w }
             s.early.append((requestId, error))
@@ -69,9 +69,9 @@ final class StatusService: Sendable {
         waiter?.resume(returning: Self.result(error))
     }
 
-    static func result(_ error: String?) -> Result<Void, BusError> {
+    static func result(_ error: ICWSError?) -> Result<Void, BusError> {
         guard let error else { return .success(()) }
-        return .failure(BusError(name: BridgeNames.errorPrefix + "ServerError", message: "the ICWS server refused the status: \(error.singleLine(maxBytes: 1024))"))
+        return .failure(ContractMaps.busError(error, context: "the ICWS server refused the status"))
     }
 
     /// `SetStatus(s status_id, a{sv} options)`.
@@ -109,7 +109,7 @@ final class StatusService: Sendable {
         // A 2xx without a requestId: accepted as it is.
         guard let requestId = answer?["requestId"]?.stringValue, !requestId.isEmpty else { return }
         let result: Result<Void, BusError> = await withCheckedContinuation { c in
-            let early = state.withLock { s -> (String, String?)? in
+            let early = state.withLock { s -> (String, ICWSError?)? in
                 if let i = s.early.firstIndex(where: { $0.0 == requestId }) { return s.early.remove(at: i) }
                 // A server that repeats a requestId: the earlier call is not left hanging.
                 s.waiting.updateValue(c, forKey: requestId)?.resume(

@@ -72,6 +72,10 @@ public struct AlertingCache: Sendable {
         for d in m.details {
             if d.alertAction == .stopAlerting {
                 if store.remove(d.interactionId) { changed = true }
+            } else if m.isDelta, var existing = store[d.interactionId] {
+                existing.apply(delta: d)
+                store.upsert(d.interactionId, existing)
+                changed = true
             } else {
                 store.upsert(d.interactionId, d)
                 changed = true
@@ -105,11 +109,7 @@ public struct UsersCache: Sendable {
             store.upsert(u.id, stripped(u))
             return
         }
-        if let d = u.displayName { existing.displayName = d }
-        for (k, v) in u.properties {
-            existing.properties.removeAll { $0.0 == k }
-            if !v.isNull { existing.properties.append((k, v)) }
-        }
+        existing.apply(delta: u)
         store.upsert(u.id, existing)
     }
 
@@ -142,14 +142,6 @@ public struct InteractionEntry: Sendable, Equatable {
         if let v = attributes.first(where: { $0.0 == name }) { return v.1 }
         let lower = name.lowercased()
         return attributes.first(where: { $0.0.lowercased() == lower })?.1
-    }
-
-    /// Sets the attributes of `changes`, keeping the others.
-    mutating func merge(_ changes: [(String, String)]) {
-        for (k, v) in changes {
-            let lower = k.lowercased()
-            if let i = attributes.firstIndex(where: { $0.0.lowercased() == lower }) { attributes[i].1 = v } else { attributes.append((k, v)) }
-        }
     }
 
     public static func == (a: Self, b: Self) -> Bool { a.id == b.id && a.attributes.elementsEqual(b.attributes, by: { $0 == $1 }) }
@@ -188,7 +180,11 @@ public struct InteractionsCache: Sendable {
             var attributes: [(String, String)] = []
             for (k, v) in q.attributes where !attributes.contains(where: { $0.0 == k }) { attributes.append((k, v)) }
             if var existing = store[q.interactionId] {
-                if merge { existing.merge(attributes) } else { existing.attributes = attributes }
+                if merge {
+                    mergeAttributes(&existing.attributes, attributes, cleared: q.clearedAttributes)
+                } else {
+                    existing.attributes = attributes
+                }
                 store.upsert(q.interactionId, existing)
                 changes.changed.removeAll { $0.id == q.interactionId }
                 changes.changed.append(existing)
@@ -232,12 +228,27 @@ public struct StatusCache: Sendable {
     public init() {}
 
     public mutating func apply(_ m: UserStatusMessage) {
-        for s in m.statuses where userId.isEmpty || s.userId.lowercased() == userId.lowercased() { current = s }
+        for s in m.statuses where userId.isEmpty || s.userId.lowercased() == userId.lowercased() {
+            if m.isDelta, var merged = current, merged.userId.lowercased() == s.userId.lowercased() {
+                merged.apply(delta: s)
+                current = merged
+            } else {
+                current = s
+            }
+        }
     }
 
     public mutating func apply(_ m: StatusMessagesMessage) {
         if !m.isDelta { catalogue.removeAll() }
-        for s in m.added + m.changed { catalogue.upsert(s.statusId.lowercased(), s) }
+        for s in m.added + m.changed {
+            let key = s.statusId.lowercased()
+            if m.isDelta, var merged = catalogue[key] {
+                merged.apply(delta: s)
+                catalogue.upsert(key, merged)
+            } else {
+                catalogue.upsert(key, s)
+            }
+        }
         for id in m.removed { catalogue.remove(id.lowercased()) }
     }
 

@@ -319,23 +319,28 @@ public enum ContractMaps {
         return JSONToDBus.map(u.properties.filter { $0.0 != "id" && $0.0 != "displayName" }, prefix: prefix, budget: &budget)
     }
 
-    /// ICWS failures → the contract's error names. Messages carry the server's
-    /// errorId and text, never a secret.
-    public static func busError(_ e: ICWSError) -> BusError {
-        func named(_ n: String, _ m: String) -> BusError { BusError(name: BridgeNames.errorPrefix + n, message: m) }
+    /// ICWS failures → the contract's error names. Every error the server
+    /// gave (an HTTP status, or an `error` in a message) carries its
+    /// `errorId` and `message` in the D-Bus error's text, after `context`
+    /// when one is given; never a secret.
+    public static func busError(_ e: ICWSError, context: String? = nil) -> BusError {
+        func named(_ n: String, _ m: String) -> BusError {
+            BusError(name: BridgeNames.errorPrefix + n, message: context.map { "\($0): \(m)" } ?? m)
+        }
         let id = e.errorId ?? ""
         switch e.kind {
         case .notConnected: return named("NotConnected", "no ICWS session now")
         case .timeout: return named("Timeout", "the ICWS server did not answer in time")
         case .transport: return named("NotConnected", "the ICWS server cannot be reached: \(e.message)")
         case .invalidResponse: return named("ServerError", "invalid response from the ICWS server: \(e.message)")
-        case .server(let status):
-            if status == 401 { return named("NotConnected", "the ICWS session is no longer valid; reconnecting") }
-            if status == 403 { return named("Forbidden", "\(id): \(e.message)") }
-            if id.hasSuffix("unknownStation") { return named("UnknownStation", "\(id): \(e.message)") }
-            if id.hasSuffix("noLicense") { return named("NoLicense", "\(id): \(e.message)") }
-            if id == "error.request.timeout" { return named("Timeout", "\(id): \(e.message)") }
-            return named("ServerError", "HTTP \(status) \(id.isEmpty ? "" : id + ": ")\(e.message)")
+        case .server(let status) where status == 401:
+            return named("NotConnected", "the ICWS session is no longer valid (\(e.httpText)); reconnecting")
+        case .server(let status) where status == 403: return named("Forbidden", e.httpText)
+        case .server, .reported:
+            if id.hasSuffix("unknownStation") { return named("UnknownStation", e.httpText) }
+            if id.hasSuffix("noLicense") { return named("NoLicense", e.httpText) }
+            if id == "error.request.timeout" { return named("Timeout", e.httpText) }
+            return named("ServerError", e.httpText)
         }
     }
 }

@@ -247,6 +247,10 @@ extension ConfigKey {
             "largest ceiling of a reconnect wait (reached 2 minutes into an outage)"
         ) { s, v in s.configuration.backoffCap = v.duration },
         ConfigKey(
+            "backoff-busy", .duration(.seconds(1) ... .seconds(3600)), default: "`10s`", reload: .applies,
+            "smallest ceiling of the wait while the server says it is busy: a login answered with 503, or a session taken down with `shouldReconnect` (a restart or switchover, heard by every agent of a site at once). After a 503 the wait is a uniform draw between 1 s and the larger of `backoff-busy` and half the outage (capped by `backoff-cap`), or the server's `Retry-After` plus up to half of it again; the first wait after a down is spread the same way, so a fleet of daemons logs in at a steady, low rate instead of all in the first second"
+        ) { s, v in s.configuration.backoffBusy = v.duration },
+        ConfigKey(
             "backoff-reset-after", .duration(.seconds(1) ... .seconds(86400)), default: "`30s`", reload: .applies,
             "a session (or event stream) that lived this long ends the outage: the next failure starts the backoff from `backoff-initial` again. A server that keeps dropping sessions sooner is one outage, and the waits keep growing"
         ) { s, v in s.configuration.backoffResetAfter = v.duration },

@@ -33,6 +33,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var trustRoots: TrustRoots?
     public var allowInsecureHTTP = false
     public var backoffInitial: Duration = .seconds(1)
+    public var backoffBusy: Duration = .seconds(10)
     public var backoffCap: Duration = .seconds(60)
     public var backoffResetAfter: Duration = .seconds(30)
     public var alertingAttributes = ["Eic_RemoteName", "Eic_WorkgroupName"]
@@ -168,7 +169,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         s.messaging = messaging
         s.pollInterval = pollInterval
         s.stallTimeout = stallTimeout
-        s.backoff = BackoffPolicy(initial: backoffInitial, cap: backoffCap)
+        s.backoff = BackoffPolicy(initial: backoffInitial, cap: backoffCap, busyInitial: backoffBusy)
         s.stableAfter = backoffResetAfter
         s.subscriptions = SubscriptionSettings(
             alertingAttributeNames: alertingAttributes,

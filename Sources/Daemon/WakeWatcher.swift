@@ -1,5 +1,6 @@
 import CNetlink
 import DBusKit
+import OwnThread
 import Glibc
 import ICWS
 import Logging

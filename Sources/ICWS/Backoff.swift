@@ -15,15 +15,23 @@ public struct BackoffPolicy: Sendable, Equatable {
     public var floor: Duration
     /// The ceiling as a fraction of the time the outage has lasted.
     public var growth: Double
+    /// The smallest ceiling while the server says it is busy: a 503 at
+    /// login, or a session taken down with `shouldReconnect` (a restart, a
+    /// switchover). Every daemon of a site hears it at the same moment, so
+    /// the waits start wide (see `busyDelay` and `firstBusyDelay`).
+    public var busyInitial: Duration
+    /// The shortest wait after a 503.
+    public static let busyFloor: Duration = .seconds(1)
 
     public init(
         initial: Duration = .seconds(1), cap: Duration = .seconds(60), floor: Duration = .milliseconds(100),
-        growth: Double = 0.5
+        growth: Double = 0.5, busyInitial: Duration = .seconds(10)
     ) {
         self.initial = initial
         self.cap = cap
         self.floor = floor
         self.growth = growth
+        self.busyInitial = busyInitial
     }
 
     /// The ceiling of the next wait, `elapsed` into an outage, before jitter.
@@ -40,6 +48,52 @@ public struct BackoffPolicy: Sendable, Equatable {
         let ms = Int64((ceiling.seconds * 1000 * u).rounded(.down))
         return max(.milliseconds(ms), min(floor, ceiling))
     }
+
+    /// The bounds of a wait while the server is busy, `elapsed` into the
+    /// outage: from `busyFloor` to the larger of `busyInitial` and the
+    /// outage's ceiling (capped), never below the floor.
+    public func busyRange(elapsed: Duration) -> (low: Double, high: Double) {
+        let low = Self.busyFloor.seconds
+        let proportional = max(elapsed, .zero).seconds * max(growth, 0)
+        let high = max(min(max(busyInitial.seconds, proportional), max(cap.seconds, busyInitial.seconds)), low)
+        return (low, high)
+    }
+
+    /// The wait after a 503: a uniform draw over `busyRange` (full jitter
+    /// above the floor), or the server's `Retry-After` plus a draw over up
+    /// to half of it (at least 1 s), so that a fleet told the same moment
+    /// does not come back in the same second.
+    public func busyDelay(elapsed: Duration, unit: Double, retryAfter: Duration?) -> Duration {
+        let u = min(max(unit, 0), 1)
+        if let retryAfter {
+            let spread = max(retryAfter.seconds / 2, 1)
+            return .milliseconds(Int64((retryAfter.seconds + spread * u) * 1000))
+        }
+        let (low, high) = busyRange(elapsed: elapsed)
+        return .milliseconds(Int64((low + (high - low) * u) * 1000))
+    }
+
+    /// The first wait after the server took the session down with
+    /// `shouldReconnect`. Drawn from the equilibrium (residual) distribution
+    /// of `busyDelay`'s waits: density 1/E[X] up to the floor, then falling
+    /// linearly to zero at the ceiling. A fleet of daemons that hears "down"
+    /// at the same moment then tries at the steady rate of N / E[X] from the
+    /// first second on, instead of all at once and in waves after.
+    public func firstBusyDelay(unit: Double) -> Duration {
+        let u = min(max(unit, 0), 1)
+        let (a, b) = busyRange(elapsed: .zero)
+        let mean = (a + b) / 2
+        let flatShare = a / mean
+        let seconds: Double
+        if u < flatShare {
+            seconds = a * (u / flatShare)
+        } else {
+            // The falling part, by inversion: t = b - (b - a)·sqrt(v), v uniform in [0, 1].
+            let v = (u - flatShare) / (1 - flatShare)
+            seconds = b - (b - a) * v.squareRoot()
+        }
+        return .milliseconds(Int64(seconds * 1000))
+    }
 }
 
 /// The backoff of one kind of retry: remembers when the outage began.
@@ -54,6 +108,16 @@ public struct Backoff: Sendable {
         let start = outageStart ?? now
         outageStart = start
         return policy.delay(elapsed: now - start, unit: unit)
+    }
+
+    /// The wait before the next attempt while the server says it is busy
+    /// (`BackoffPolicy.busyDelay`, or `firstBusyDelay` when `serverWentDown`
+    /// starts the outage); the first call starts the outage.
+    public mutating func nextBusy(now: Duration, unit: Double, retryAfter: Duration?, serverWentDown: Bool = false) -> Duration {
+        let start = outageStart ?? now
+        outageStart = start
+        if serverWentDown, retryAfter == nil { return policy.firstBusyDelay(unit: unit) }
+        return policy.busyDelay(elapsed: now - start, unit: unit, retryAfter: retryAfter)
     }
 
     /// The outage is over (a stable session, or a client asked for a new one).

@@ -180,7 +180,8 @@ public final class ICWSClient: Sendable {
         request.body = .bytes(ByteBuffer(string: body.serialized()))
         let (status, headers, bytes) = try await send(request)
         guard status == 201 || status == 200 else {
-            throw ICWSError.fromResponse(status: status, body: bytes, wwwAuthenticate: headers["www-authenticate"])
+            throw ICWSError.fromResponse(
+                status: status, body: bytes, wwwAuthenticate: headers["www-authenticate"], retryAfter: headers.first(name: "retry-after"))
         }
         guard let json = try? JSONValue.parse(bytes), case .object = json else {
             throw ICWSError(kind: .invalidResponse, message: "login response is not a JSON object")
@@ -241,7 +242,8 @@ public final class ICWSClient: Sendable {
         }
         let (status, headers, bytes) = try await send(request)
         guard accept.contains(status) else {
-            throw ICWSError.fromResponse(status: status, body: bytes, wwwAuthenticate: headers["www-authenticate"])
+            throw ICWSError.fromResponse(
+                status: status, body: bytes, wwwAuthenticate: headers["www-authenticate"], retryAfter: headers.first(name: "retry-after"))
         }
         if bytes.isEmpty { return nil }
         return try? JSONValue.parse(bytes)

@@ -44,8 +44,10 @@ public struct SessionMachine: Sendable {
         case streamRetry
         /// A short pause before the connection check is tried on a new connection.
         case checkRetry
-        /// The wait before a faulted subscription is made again.
+        /// The wait before a faulted or failed subscription is made again.
         case resubscribe
+        /// The wait before a station restore (or re-read) that failed is tried again.
+        case stationRetry
     }
 
     public enum Event: Sendable {
@@ -139,9 +141,17 @@ public struct SessionMachine: Sendable {
         var streamRetry = Backoff(policy: BackoffPolicy())
         /// After a wake-up: the stream is reopened as soon as the check says the session lives.
         var reopenAtOnce = false
-        /// Faulted units waiting to be made again: timer → unit.
+        /// Faulted or failed units waiting to be made again: timer → unit.
         var unitTimers: [Ticket: Int] = [:]
         var unitRetry: [Int: Backoff] = [:]
+        /// When each unit's request last succeeded: one that then lived
+        /// `stableAfter` starts its next retry from the shortest wait.
+        var unitMadeAt: [Int: Duration] = [:]
+        /// A station restore or re-read that failed, waiting to be tried again.
+        var stationTimer: Ticket?
+        var stationRetry = Backoff(policy: BackoffPolicy())
+        /// What the station timer does when it fires.
+        var stationRetryFetches = false
     }
 
     enum Step: Equatable {
@@ -310,6 +320,8 @@ public struct SessionMachine: Sendable {
             switch result {
             case .success:
                 unitStates[index] = units[index].request(configuration.subscriptions, l.session.userId).map { .active(path: $0.path) } ?? .idle
+                l.unitMadeAt[index] = now
+                phase = .live(l)
                 refreshSubscriptions()
             case .failure(let error):
                 unitStates[index] = .failed(error.shortReason)
@@ -317,7 +329,9 @@ public struct SessionMachine: Sendable {
                 if sessionFailed(error, epoch: e) { return }
                 status.lastError = error.shortReason
                 flush()
-                log(.error, "subscription failed", ["icws.subscription": "\(units[index].name)", "icws.error": "\(error)"])
+                // Made again with the unit's backoff until it succeeds or the session ends.
+                log(.error, "subscription failed; making it again", ["icws.subscription": "\(units[index].name)", "icws.error": "\(error)"])
+                scheduleUnitRetry(index)
             }
             nextStep()
 
@@ -342,11 +356,16 @@ public struct SessionMachine: Sendable {
             case .success(let info):
                 out.append(.publish(.message(.stationConnectionStateChange(StationConnectionStateChangeMessage(isDelta: false, newStationInfo: info)))))
             case .failure(let error):
-                if error.status == 404, station.connected {
-                    station.connected = false
-                    station.ready = false
-                } else {
-                    _ = sessionFailed(error, epoch: e)
+                if error.status == 404 {
+                    if station.connected {
+                        station.connected = false
+                        station.ready = false
+                        flush()
+                    }
+                } else if !sessionFailed(error, epoch: e) {
+                    // Station.Info would stay stale: read it again with the backoff.
+                    log(.warning, "station could not be read; reading it again", ["icws.error": "\(error)"])
+                    scheduleStationRetry(fetch: true)
                 }
             }
         }
@@ -407,23 +426,55 @@ public struct SessionMachine: Sendable {
             l.unitRetry[i] = nil
         case .suspended:
             unitStates[i] = .suspended(path: path)
-            log(.warning, "subscription suspended by the server", ["icws.subscription": "\(units[i].name)", "icws.error": "\(m.errorMessage ?? "")"])
+            log(.warning, "subscription suspended by the server", ["icws.subscription": "\(units[i].name)", "icws.error": "\(m.error?.serverText ?? "")"])
         case .faulted:
             unitStates[i] = .faulted(path: path)
-            log(.warning, "subscription faulted; making it again", ["icws.subscription": "\(units[i].name)", "icws.error": "\(m.errorMessage ?? "")"])
-            guard !l.unitTimers.values.contains(i) else { break }
-            var b = l.unitRetry[i] ?? Backoff(policy: configuration.backoff)
-            b.policy = configuration.backoff
-            let delay = b.next(now: now, unit: draw)
-            l.unitRetry[i] = b
-            let t = ticket()
-            l.unitTimers[t] = i
-            out.append(.startTimer(t, .resubscribe, delay))
+            if let error = m.error { status.lastError = error.shortReason }
+            log(.warning, "subscription faulted; making it again", ["icws.subscription": "\(units[i].name)", "icws.error": "\(m.error?.serverText ?? "")"])
+            phase = .live(l)
+            scheduleUnitRetry(i)
+            refreshSubscriptions()
+            flush()
+            return
         default:
             return
         }
         phase = .live(l)
         refreshSubscriptions()
+    }
+
+    /// A unit that faulted or whose request failed is made again after its
+    /// own backoff, as often as it takes, until it succeeds or the session
+    /// ends (which cancels the timer). One timer a unit at a time.
+    private mutating func scheduleUnitRetry(_ i: Int) {
+        guard case .live(var l) = phase, !l.unitTimers.values.contains(i) else { return }
+        var b = l.unitRetry[i] ?? Backoff(policy: configuration.backoff)
+        if let made = l.unitMadeAt[i], now - made >= configuration.stableAfter { b.reset() }
+        b.policy = configuration.backoff
+        let delay = b.next(now: now, unit: draw)
+        l.unitRetry[i] = b
+        let t = ticket()
+        l.unitTimers[t] = i
+        phase = .live(l)
+        out.append(.startTimer(t, .resubscribe, delay))
+    }
+
+    /// The station restore (or a re-read of its information) failed without
+    /// ending the session: tried again after the station's backoff, until it
+    /// succeeds, the session ends, or a command changes the station.
+    private mutating func scheduleStationRetry(fetch: Bool) {
+        guard case .live(var l) = phase else { return }
+        l.stationRetryFetches = l.stationRetryFetches || fetch
+        guard l.stationTimer == nil else {
+            phase = .live(l)
+            return
+        }
+        l.stationRetry.policy = configuration.backoff
+        let delay = l.stationRetry.next(now: now, unit: draw)
+        let t = ticket()
+        l.stationTimer = t
+        phase = .live(l)
+        out.append(.startTimer(t, .stationRetry, delay))
     }
 
     private mutating func refreshSubscriptions() {
@@ -592,7 +643,9 @@ public struct SessionMachine: Sendable {
             return stop()
         }
         log(.warning, "login failed", ["icws.error": "\(error)"])
-        backoff(reason: error.shortReason)
+        // A 503 says the server is busy (starting, switching over): it is
+        // told to every daemon of a site at once, so the fleet waits wider.
+        backoff(reason: error.shortReason, busy: error.status == 503 ? .refused(retryAfter: error.retryAfter) : nil)
     }
 
     private mutating func resumeAnswered(_ t: Ticket, _ result: Result<ConnectionCheck, ICWSError>) {
@@ -726,11 +779,13 @@ public struct SessionMachine: Sendable {
             out.append(.publish(.malformedMessage(error)))
         case .success(let message):
             // A delta that shows the station gone (taken over, removed by an admin)
-            // ends it here too. Snapshots are ignored: one can arrive after a PUT
-            // already answered.
+            // ends it here too: it names the id or the setting and gives neither.
+            // A delta that names neither (only ringAlways, say) leaves them as
+            // they are. Snapshots are ignored: one can arrive after a PUT already answered.
             if case .stationConnectionStateChange(let m) = message, m.isDelta, station.connected,
-                station.requested?.kind != .stationless, (m.newStationInfo.id ?? "").isEmpty,
-                m.newStationInfo.stationSetting ?? .none == .none
+                station.requested?.kind != .stationless,
+                m.newStationInfo.named.contains("id") || m.newStationInfo.named.contains("stationSetting"),
+                (m.newStationInfo.id ?? "").isEmpty, m.newStationInfo.stationSetting ?? .none == .none
             {
                 station.connected = false
                 station.ready = false
@@ -810,6 +865,16 @@ public struct SessionMachine: Sendable {
             l.steps.append(.unit(i))
             phase = .live(l)
             nextStep()
+        case .live(var l) where l.stationTimer == t:
+            l.stationTimer = nil
+            if l.stationRetryFetches {
+                l.stationRetryFetches = false
+                out.append(.fetchStation(l.epoch, l.session))
+            } else {
+                l.steps.append(.station)
+            }
+            phase = .live(l)
+            nextStep()
         case .live(var l) where l.streamTimer == t:
             l.streamTimer = nil
             if l.checkAttempt == 1 {
@@ -868,6 +933,7 @@ public struct SessionMachine: Sendable {
         station.connected = false
         for i in unitStates.indices { unitStates[i] = .idle }
         for t in l.unitTimers.keys { out.append(.cancelTimer(t)) }
+        if let t = l.stationTimer { out.append(.cancelTimer(t)) }
         refreshSubscriptions()
         phase = .stopped
         flush()
@@ -886,7 +952,7 @@ public struct SessionMachine: Sendable {
         case .down(let reason, let shouldReconnect):
             status.lastError = reason.isEmpty ? "session down" : reason
             log(.warning, "session down", ["icws.reason": "\(reason)", "icws.should_reconnect": "\(shouldReconnect)"])
-            if shouldReconnect { backoff(reason: status.lastError) } else { stop() }
+            if shouldReconnect { backoff(reason: status.lastError, busy: .wentDown) } else { stop() }
         case .failed(let error):
             status.lastError = error.shortReason
             if error.status == 401 {
@@ -912,9 +978,22 @@ public struct SessionMachine: Sendable {
         }
     }
 
-    private mutating func backoff(reason: String) {
+    /// Why the server is busy, for the wait before the next login.
+    enum Busy {
+        /// It took the session down with `shouldReconnect`.
+        case wentDown
+        /// It answered the login with 503 (and maybe a `Retry-After`).
+        case refused(retryAfter: Duration?)
+    }
+
+    private mutating func backoff(reason: String, busy: Busy? = nil) {
         retry.policy = configuration.backoff
-        let delay = retry.next(now: now, unit: draw)
+        let delay: Duration
+        switch busy {
+        case nil: delay = retry.next(now: now, unit: draw)
+        case .wentDown: delay = retry.nextBusy(now: now, unit: draw, retryAfter: nil, serverWentDown: true)
+        case .refused(let retryAfter): delay = retry.nextBusy(now: now, unit: draw, retryAfter: retryAfter)
+        }
         status.retryIn = delay
         setState(.reconnecting)
         log(.info, "retrying", ["icws.retry_in_ms": "\(Int(delay.seconds * 1000))", "icws.reason": "\(reason)"])
@@ -1046,8 +1125,9 @@ public struct SessionMachine: Sendable {
             if isCurrent, !sessionFailed(error, epoch: op.epoch) {
                 status.lastError = error.shortReason
                 flush()
-                log(.error, "station could not be restored", ["icws.error": "\(error)"])
+                log(.error, "station could not be restored; trying again", ["icws.error": "\(error)"])
                 restoreStepDone(epoch: op.epoch)
+                scheduleStationRetry(fetch: false)
             }
         case (.success, .disconnect?):
             station.requested = nil

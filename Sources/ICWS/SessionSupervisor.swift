@@ -179,7 +179,7 @@ public actor SessionSupervisor {
             throw .icws(ICWSError(kind: .notConnected, message: "no ICWS session now"))
         }
         do { return try await client.getStation(s) } catch {
-            if error.status == 404 { throw .noStation }
+            if error.status == 404 { throw .serverHasNoStation(error) }
             // A call cancelled because its session already ended says nothing new.
             if !Task.isCancelled { handle(.requestFailed(epoch, error)) }
             throw .icws(error)
@@ -371,11 +371,13 @@ public actor SessionSupervisor {
 /// Errors of the station commands.
 public enum StationCommandError: Error, Sendable, Equatable {
     case noStation
+    /// The server answered 404 for the station: it has none for this session.
+    case serverHasNoStation(ICWSError)
     case icws(ICWSError)
 
     var icwsError: ICWSError {
         switch self {
-        case .icws(let e): return e
+        case .icws(let e), .serverHasNoStation(let e): return e
         case .noStation: return ICWSError(kind: .notConnected, message: "no station connected")
         }
     }

@@ -63,6 +63,7 @@ public struct StationInformation: Sendable, Equatable {
     public var emergencyResponderLocationID: String?
     public var stationSetting: StationSetting?
     public var allowedMediaTypes: [MediaType]?
+    public var named: NamedKeys = []
 
     public init() {}
 
@@ -82,6 +83,7 @@ public struct StationInformation: Sendable, Equatable {
         s.emergencyResponderLocationID = try r.optionalString("emergencyResponderLocationID")
         s.stationSetting = try r.optionalEnum("stationSetting")
         s.allowedMediaTypes = try r.optionalEnumArray("allowedMediaTypes")
+        s.named = NamedKeys(of: json)
         return s
     }
 }
@@ -125,6 +127,9 @@ public struct InteractionAlertDetail: Sendable, Equatable {
     public var queueType: QueueType?
     public var queueName: String?
     public var attributes: [(String, String)]
+    /// Attributes the message sent as null (cleared).
+    public var clearedAttributes: [String] = []
+    public var named: NamedKeys = []
 
     public init(
         interactionId: String, interactionType: String = "", name: String = "", address: String = "",
@@ -167,6 +172,7 @@ public struct UserEntry: Sendable, Equatable {
     public var id: String
     public var displayName: String?
     public var properties: [(String, JSONValue)]
+    public var named: NamedKeys = []
 
     public init(id: String, displayName: String? = nil, properties: [(String, JSONValue)] = []) {
         self.id = id
@@ -198,11 +204,12 @@ public struct UsersMessage: Sendable, Equatable {
 
 public struct AsyncOperationCompletedMessage: Sendable, Equatable {
     public var requestId: String
-    public var errorMessage: String?
+    /// What the server reported, its errorId and message; nil on success.
+    public var error: ICWSError?
 
-    public init(requestId: String, errorMessage: String? = nil) {
+    public init(requestId: String, error: ICWSError? = nil) {
         self.requestId = requestId
-        self.errorMessage = errorMessage
+        self.error = error
     }
 }
 
@@ -210,13 +217,14 @@ public struct SubscriptionStateMessage: Sendable, Equatable {
     public var isDelta: Bool
     public var subscriptionId: String?
     public var state: SubscriptionState
-    public var errorMessage: String?
+    /// What the server reported, its errorId and message.
+    public var error: ICWSError?
 
-    public init(isDelta: Bool, subscriptionId: String? = nil, state: SubscriptionState, errorMessage: String? = nil) {
+    public init(isDelta: Bool, subscriptionId: String? = nil, state: SubscriptionState, error: ICWSError? = nil) {
         self.isDelta = isDelta
         self.subscriptionId = subscriptionId
         self.state = state
-        self.errorMessage = errorMessage
+        self.error = error
     }
 }
 
@@ -226,6 +234,9 @@ public struct QueueInteraction: Sendable, Equatable {
     public var interactionId: String
     public var attributes: [(String, String)]
     public var conferenceParentId: String?
+    /// Attributes the message sent as null (cleared).
+    public var clearedAttributes: [String] = []
+    public var named: NamedKeys = []
 
     public init(interactionId: String, attributes: [(String, String)] = [], conferenceParentId: String? = nil) {
         self.interactionId = interactionId
@@ -267,6 +278,7 @@ public struct UserStatus: Sendable, Equatable {
     public var statusChanged: String?
     public var loggedIn: Bool?
     public var onPhone: Bool?
+    public var named: NamedKeys = []
 
     public init(userId: String, statusId: String, notes: String? = nil, forwardNumber: String? = nil, statusChanged: String? = nil, loggedIn: Bool? = nil, onPhone: Bool? = nil) {
         self.userId = userId
@@ -286,6 +298,7 @@ public struct StatusMessage: Sendable, Equatable {
     public var groupTag: String?
     /// The boolean flags the server sent (isAcdStatus, isSelectableStatus, ...), in order.
     public var flags: [(String, Bool)]
+    public var named: NamedKeys = []
 
     public init(statusId: String, messageText: String? = nil, groupTag: String? = nil, flags: [(String, Bool)] = []) {
         self.statusId = statusId
@@ -295,6 +308,15 @@ public struct StatusMessage: Sendable, Equatable {
     }
 
     public func flag(_ name: String) -> Bool? { flags.first { $0.0 == name }?.1 }
+
+    /// Sets a flag, or removes it for nil, keeping the order of the others.
+    public mutating func setFlag(_ name: String, _ value: Bool?) {
+        if let value {
+            if let i = flags.firstIndex(where: { $0.0 == name }) { flags[i].1 = value } else { flags.append((name, value)) }
+        } else {
+            flags.removeAll { $0.0 == name }
+        }
+    }
 
     /// The flags the contract publishes, in its order.
     public static let flagNames = [
@@ -459,18 +481,12 @@ public enum ICWSMessage: Sendable, Equatable {
                     changed: try decodeUsers(json["changed"], field: "changed"),
                     removed: try decodeRemoved(json["removed"])))
         case TypeURN.asyncOperationCompleted:
-            var message: String?
-            if let err = json["error"], case .object = err {
-                message = err["message"]?.stringValue ?? err["errorId"]?.stringValue ?? "error"
-            }
             return .asyncOperationCompleted(
-                AsyncOperationCompletedMessage(requestId: try r.requiredString("requestId"), errorMessage: message))
+                AsyncOperationCompletedMessage(requestId: try r.requiredString("requestId"), error: ICWSError.reported(json["error"])))
         case TypeURN.subscriptionState, TypeURN.queueSubscriptionState:
-            var message: String?
-            if let err = json["error"], case .object = err { message = err["message"]?.stringValue ?? err["errorId"]?.stringValue }
             let m = SubscriptionStateMessage(
                 isDelta: isDelta, subscriptionId: try r.optionalString("subscriptionId"),
-                state: try r.optionalEnum("state") ?? 0, errorMessage: message)
+                state: try r.optionalEnum("state") ?? 0, error: ICWSError.reported(json["error"]))
             return type == TypeURN.subscriptionState ? .subscriptionState(m) : .queueSubscriptionState(m)
         case TypeURN.userStatus:
             var statuses: [UserStatus] = []
@@ -537,13 +553,14 @@ public enum ICWSMessage: Sendable, Equatable {
             detail.queueType = try q.optionalEnum("queueType")
             detail.queueName = try q.optionalString("queueName")
         }
+        detail.named = NamedKeys(of: json)
         if let attrs = json["attributes"] {
             switch attrs {
             case .object(let members):
                 for (k, v) in members {
                     switch v {
                     case .string(let s): detail.attributes.append((k, s))
-                    case .null: continue
+                    case .null: detail.clearedAttributes.append(k)
                     case .int(let i): detail.attributes.append((k, String(i)))
                     case .bool(let b): detail.attributes.append((k, b ? "true" : "false"))
                     default: detail.attributes.append((k, v.serialized()))
@@ -569,6 +586,8 @@ public enum ICWSMessage: Sendable, Equatable {
                 let id = cid["id"]?.stringValue, !id.isEmpty
             else { throw MessageDecodeError(field: "\(field)[\(i)].configurationId.id", reason: "missing") }
             var entry = UserEntry(id: id, displayName: cid["displayName"]?.stringValue)
+            // A user's properties are merged one by one; its display name is a field.
+            entry.named = NamedKeys(cid["displayName"] == nil ? ["properties"] : ["properties", "displayName"])
             entry.properties.reserveCapacity(members.count - 1)
             for (k, v) in members where k != "configurationId" && k != "__type" {
                 entry.properties.append((k, v))
@@ -590,9 +609,12 @@ public enum ICWSMessage: Sendable, Equatable {
             var r = FieldReader(item, prefix: f)
             var entry = QueueInteraction(interactionId: try r.requiredString("interactionId"))
             entry.conferenceParentId = try r.optionalString("conferenceParentId")
+            entry.named = NamedKeys(of: item)
             if let attrs = item["attributes"], !attrs.isNull {
                 guard case .object(let members) = attrs else { throw MessageDecodeError(field: f + ".attributes", reason: "expected an object") }
-                entry.attributes = members.map { k, v in (k, v.stringValue ?? v.serialized()) }
+                for (k, v) in members {
+                    if v.isNull { entry.clearedAttributes.append(k) } else { entry.attributes.append((k, v.stringValue ?? v.serialized())) }
+                }
             }
             out.append(entry)
         }
@@ -717,10 +739,13 @@ extension UserStatus {
     public static func decode(_ json: JSONValue, field: String) throws(MessageDecodeError) -> UserStatus {
         guard case .object = json else { throw MessageDecodeError(field: field, reason: "expected an object") }
         var r = FieldReader(json, prefix: field)
-        return UserStatus(
-            userId: try r.requiredString("userId"), statusId: try r.requiredString("statusId"), notes: try r.optionalString("notes"),
+        // A delta may leave the status id out (only `onPhone` changed, say).
+        var status = UserStatus(
+            userId: try r.requiredString("userId"), statusId: try r.optionalString("statusId") ?? "", notes: try r.optionalString("notes"),
             forwardNumber: try r.optionalString("forwardNumber"), statusChanged: try r.optionalString("statusChanged"),
             loggedIn: try r.optionalBool("loggedIn"), onPhone: try r.optionalBool("onPhone"))
+        status.named = NamedKeys(of: json)
+        return status
     }
 }
 
@@ -733,6 +758,7 @@ extension StatusMessage {
         for name in flagNames {
             if let b = try r.optionalBool(name) { s.flags.append((name, b)) }
         }
+        s.named = NamedKeys(of: json)
         return s
     }
 }

@@ -54,6 +54,10 @@ public final class ICWSSimulator: Sendable {
         var stationDelay: Duration = .zero
         var unavailable: (alternates: [String], acceptHosts: [String], count: Int?)?
         var refuseUntil: ContinuousClock.Instant?
+        /// `.outage`: logins get 503 notAcceptingConnections until then.
+        var busyUntil: ContinuousClock.Instant?
+        var busyRetryAfter: String?
+        var requestFailures: [RequestFailure] = []
         var expired: [String: (challenge: Bool, location: String?)] = [:]
         var stallUntil: ContinuousClock.Instant?
         /// Every event stream gets the next number when it opens.
@@ -318,8 +322,24 @@ public final class ICWSSimulator: Sendable {
             faultSubscription(suffix)
         case .silentStreams:
             global.withLock { $0.silentThrough = $0.streamSerial }
+        case .outage(let downFor, let retryAfter):
+            global.withLock {
+                $0.busyUntil = .now + downFor
+                $0.busyRetryAfter = retryAfter
+            }
+            inject(.down(shouldReconnect: true, reason: "The server is restarting."))
+        case .failRequests(let method, let pathContains, let status, let count, let body):
+            global.withLock {
+                $0.requestFailures.append(
+                    RequestFailure(method: method?.uppercased(), pathContains: pathContains.lowercased(), status: status, count: count, body: body))
+            }
+        case .statusCompletionErrorValue(let value):
+            status.withLock { $0.nextPutFault = .completionErrorValue(value) }
         case .clear:
             global.withLock {
+                $0.busyUntil = nil
+                $0.busyRetryAfter = nil
+                $0.requestFailures = []
                 $0.unavailable = nil
                 $0.refuseUntil = nil
                 $0.stallUntil = nil

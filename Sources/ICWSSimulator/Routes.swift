@@ -83,6 +83,13 @@ extension ICWSSimulator {
     func login(_ request: Request, host: String, body: JSONValue?, rawBody: [UInt8]) -> Response {
         let hostname = Self.hostname(host)
         let refusal = global.withLock { g -> Response? in
+            if let until = g.busyUntil, until > .now {
+                var headers = HTTPFields()
+                if let retryAfter = g.busyRetryAfter, let name = HTTPField.Name("Retry-After") { headers[name] = retryAfter }
+                return icwsError(
+                    .serviceUnavailable, "error.server.notAcceptingConnections", "This Session Manager is not currently accepting connections.",
+                    extra: [("alternateHostList", [])], headers: headers)
+            }
             if let until = g.refuseUntil, until > .now {
                 return icwsError(.serviceUnavailable, "error.server.unavailable", "The server is unavailable.", extra: [("alternateHostList", [])])
             }
@@ -205,6 +212,7 @@ extension ICWSSimulator {
 
     func sessionRoute(_ request: Request, session: SimSession, rest: String, body: JSONValue?) async -> Response {
         let method = request.method
+        if let failure = injectedFailure(method: method.rawValue, rest: rest) { return failure }
         switch (method, rest.lowercased()) {
         case (.get, "connection"):
             return json(.ok, ["connectionState": .enumValue(ConnectionState.up), "reason": ""])
@@ -581,6 +589,28 @@ extension ICWSSimulator {
         }
     }
 
+    /// The answer of a standing `.failRequests` fault that matches, if any.
+    func injectedFailure(method: String, rest: String) -> Response? {
+        let lower = rest.lowercased()
+        let failure = global.withLock { g -> RequestFailure? in
+            guard let i = g.requestFailures.firstIndex(where: { f in (f.method == nil || f.method == method) && lower.contains(f.pathContains) })
+            else { return nil }
+            let f = g.requestFailures[i]
+            if let c = f.count {
+                if c <= 1 { g.requestFailures.remove(at: i) } else { g.requestFailures[i].count = c - 1 }
+            }
+            return f
+        }
+        guard let failure else { return nil }
+        let status = HTTPResponse.Status(code: failure.status)
+        switch failure.body {
+        case .icws(let errorId, let message): return icwsError(status, errorId, message)
+        case .text(let text):
+            return Response(status: status, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        case .empty: return Response(status: status)
+        }
+    }
+
     /// `{"kind": "down", "shouldReconnect": true}` and friends (see `SimFault`).
     public static func parseFault(_ body: JSONValue?) -> SimFault? {
         guard let kind = body?["kind"]?.stringValue else { return nil }
@@ -614,6 +644,20 @@ extension ICWSSimulator {
             guard let suffix = body?["subscription"]?.stringValue, !suffix.isEmpty else { return nil }
             return .subscriptionFaulted(subscriptionPathSuffix: suffix)
         case "silent": return .silentStreams
+        case "outage":
+            return .outage(downFor: .milliseconds(Int64((seconds ?? 20) * 1000)), retryAfter: body?["retryAfter"].flatMap { $0.stringValue ?? $0.intValue.map(String.init) })
+        case "fail-requests":
+            guard let path = body?["path"]?.stringValue, let status = body?["status"]?.intValue, (400...599).contains(status) else { return nil }
+            let errorBody: SimErrorBody
+            switch body?["body"]?.stringValue {
+            case "text": errorBody = .text(body?["text"]?.stringValue ?? "Internal Server Error")
+            case "empty": errorBody = .empty
+            default: errorBody = .icws(errorId: body?["errorId"]?.stringValue ?? "error.sim.injected", message: body?["message"]?.stringValue ?? "injected failure")
+            }
+            return .failRequests(method: body?["method"]?.stringValue, pathContains: path, status: Int(status), count: body?["count"]?.intValue.map { Int($0) }, body: errorBody)
+        case "status-completion-error-value":
+            guard let value = body?["error"] else { return nil }
+            return .statusCompletionErrorValue(value)
         case "clear": return .clear
         default: return nil
         }

@@ -189,6 +189,36 @@ public enum SimFault: Sendable, Equatable {
     /// Every stream open now stops sending anything (no events, no keep-alives)
     /// and stays open, until `.clear`; streams opened later work.
     case silentStreams
+    /// Every session goes down with `shouldReconnect: true`, and logins are
+    /// answered 503 `error.server.notAcceptingConnections` (with this
+    /// `Retry-After` when given) for `downFor`: a restart as a fleet sees it.
+    case outage(downFor: Duration, retryAfter: String?)
+    /// The next `count` requests (every one when nil) whose method matches
+    /// (any when nil) and whose path after the session id contains
+    /// `pathContains` (without case) fail with `status` and `body`.
+    case failRequests(method: String?, pathContains: String, status: Int, count: Int?, body: SimErrorBody)
+    /// The next status PUT answers 202 and its asyncOperationCompletedMessage
+    /// carries this `error` value as it is (an object, `true`, a string...).
+    case statusCompletionErrorValue(JSONValue)
     /// Remove every standing fault.
     case clear
+}
+
+/// The body of an injected error answer.
+public enum SimErrorBody: Sendable, Equatable {
+    /// An ICWS error object.
+    case icws(errorId: String, message: String)
+    /// Bytes that are not JSON.
+    case text(String)
+    /// No body at all.
+    case empty
+}
+
+/// A standing `.failRequests` fault.
+struct RequestFailure: Sendable {
+    var method: String?
+    var pathContains: String
+    var status: Int
+    var count: Int?
+    var body: SimErrorBody
 }

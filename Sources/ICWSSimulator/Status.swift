@@ -55,8 +55,9 @@ struct SimUserStatus: Sendable {
 }
 
 /// What the next status PUT does instead of the usual 202 and completion.
-enum StatusPutFault: Sendable {
+enum StatusPutFault: Sendable, Equatable {
     case completionError
+    case completionErrorValue(JSONValue)
     case noCompletion
     case immediate
 }
@@ -330,7 +331,7 @@ extension ICWSSimulator {
                 Task { [weak self] in
                     try? await Task.sleep(for: delay)
                     self?.completeStatusPut(
-                        session, requestId: requestId, statusId: statusId, notes: notes, forwardNumber: forwardNumber, refused: fault == .completionError)
+                        session, requestId: requestId, statusId: statusId, notes: notes, forwardNumber: forwardNumber, refused: fault)
                 }
             }
             return json(.accepted, ["requestId": .string(requestId)])
@@ -339,11 +340,13 @@ extension ICWSSimulator {
 
     /// Applies an accepted status PUT (unless `refused`), then queues its
     /// asyncOperationCompletedMessage after the deltas.
-    func completeStatusPut(_ session: SimSession, requestId: String, statusId: String, notes: String, forwardNumber: String, refused: Bool) {
+    func completeStatusPut(_ session: SimSession, requestId: String, statusId: String, notes: String, forwardNumber: String, refused fault: StatusPutFault?) {
         status.withLock { st in
             var error: JSONValue = nil
-            if refused {
+            if fault == .completionError {
                 error = ["errorId": "error.status.sim", "message": "status change refused"]
+            } else if case .completionErrorValue(let value)? = fault {
+                error = value
             } else {
                 applyStatus(user: session.userId, statusId: statusId, notes: notes, forwardNumber: forwardNumber, in: &st)
             }

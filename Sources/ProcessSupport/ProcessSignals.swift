@@ -1,4 +1,5 @@
 import DBusKit
+import OwnThread
 
 #if canImport(Glibc)
     import Glibc

@@ -53,7 +53,7 @@ struct IcwsBridged: ParsableCommand {
         let journal = LogDestination.stderrIsJournal
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler =
-                journal ? JournalLogHandler(label: label, identifier: "icws-bridged") : StreamLogHandler.standardError(label: label)
+                journal ? JournalLogHandler(label: label, identifier: "icws-bridged") : StderrLogHandler(label: label)
             handler.logLevel = level
             // Every logger, the dependencies' too, passes the secret filter.
             return RedactingLogHandler(wrapping: handler)
@@ -83,9 +83,12 @@ struct IcwsBridged: ParsableCommand {
                 outcome.set(error)
             }
         }
-        if let error = outcome.wait() {
-            logger.critical("\(error.description)")
-            throw ExitCode(error.code)
-        }
+        let error = outcome.wait()
+        if let error { logger.critical("\(error.description)") }
+        // The last notify messages and log lines go out before the process
+        // ends, unless systemd or the log has not read for a while.
+        Notifier.flush(timeout: .seconds(2))
+        LogOutbox.shared.flush(timeout: .seconds(2))
+        if let error { throw ExitCode(error.code) }
     }
 }

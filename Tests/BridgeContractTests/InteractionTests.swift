@@ -69,6 +69,6 @@ import Testing
             Issue.record("not a queue state message")
             return
         }
-        #expect(s.state == .faulted && s.errorMessage == "gone" && s.subscriptionId == "s")
+        #expect(s.state == .faulted && s.error?.message == "gone" && s.subscriptionId == "s")
     }
 }

@@ -44,9 +44,49 @@ import Testing
     }
 
     @Test func asyncAndSubscriptionState() throws {
-        #expect(try decode(#"{"__type":"urn:inin.com:messaging:asyncOperationCompletedMessage","isDelta":false,"requestId":"5f1c","error":null}"#) == .asyncOperationCompleted(.init(requestId: "5f1c", errorMessage: nil)))
-        #expect(try decode(#"{"__type":"urn:inin.com:messaging:asyncOperationCompletedMessage","isDelta":false,"requestId":"5f1c","error":{"message":"nope"}}"#) == .asyncOperationCompleted(.init(requestId: "5f1c", errorMessage: "nope")))
-        #expect(try decode(#"{"__type":"urn:inin.com:messaging:subscriptionStateMessage","isDelta":false,"state":3,"error":{"message":"broken"}}"#) == .subscriptionState(.init(isDelta: false, subscriptionId: nil, state: 3, errorMessage: "broken")))
+        #expect(try decode(#"{"__type":"urn:inin.com:messaging:asyncOperationCompletedMessage","isDelta":false,"requestId":"5f1c","error":null}"#) == .asyncOperationCompleted(.init(requestId: "5f1c", error: nil)))
+        #expect(try decode(#"{"__type":"urn:inin.com:messaging:asyncOperationCompletedMessage","isDelta":false,"requestId":"5f1c"}"#) == .asyncOperationCompleted(.init(requestId: "5f1c", error: nil)))
+        guard case .asyncOperationCompleted(let a) = try decode(#"{"__type":"urn:inin.com:messaging:asyncOperationCompletedMessage","isDelta":false,"requestId":"5f1c","error":{"errorId":"error.status.x","message":"nope"}}"#) else {
+            Issue.record("not a completion")
+            return
+        }
+        #expect(a.error?.errorId == "error.status.x" && a.error?.message == "nope" && a.error?.kind == .reported)
+        #expect(a.error?.serverText == "error.status.x: nope")
+        guard case .subscriptionState(let s) = try decode(#"{"__type":"urn:inin.com:messaging:subscriptionStateMessage","isDelta":false,"state":3,"error":{"message":"broken"}}"#) else {
+            Issue.record("not a subscription state")
+            return
+        }
+        #expect(s.state == .faulted && s.error?.message == "broken" && s.error?.errorId == nil)
+    }
+
+    /// An `error` that is not an object is still an error, never a success;
+    /// an errorId sent as a number keeps its text; a huge message is cut.
+    @Test func reportedErrorsOfEveryShape() {
+        #expect(ICWSError.reported(nil) == nil && ICWSError.reported(.null) == nil)
+        #expect(ICWSError.reported(.bool(true))?.message == "the server reported an error without a text")
+        #expect(ICWSError.reported(.string("refused"))?.message == "refused")
+        #expect(ICWSError.reported(.array([]))?.kind == .reported)
+        #expect(ICWSError.reported(["errorId": 42, "message": 7])?.errorId == "42")
+        let long = ICWSError.reported(["errorId": .string(String(repeating: "e", count: 10_000)), "message": .string(String(repeating: "m\n", count: 1 << 20))])
+        #expect((long?.errorId?.utf8.count ?? 0) <= 256 + 3 && (long?.message.utf8.count ?? 0) <= 1024 + 3 && !(long?.message.contains("\n") ?? true))
+        let bare = ICWSError.fromResponse(status: 500, body: Array("<html>Internal Server Error</html>".utf8), wwwAuthenticate: [])
+        #expect(bare.errorId == nil && bare.httpText == "HTTP 500 HTTP 500, no ICWS error in the body")
+        let full = ICWSError.fromResponse(status: 500, body: Array(#"{"errorId":"error.server.internal","message":"boom"}"#.utf8), wwwAuthenticate: [])
+        #expect(full.httpText == "HTTP 500 error.server.internal: boom")
+    }
+
+    /// Retry-After as seconds or an HTTP-date, bounded to [1 s, 1 h]; anything else ignored.
+    @Test func retryAfter() {
+        #expect(RetryAfter.parse("5") == .seconds(5))
+        #expect(RetryAfter.parse(" 0 ") == .seconds(1))
+        #expect(RetryAfter.parse("99999999999999999999") == .seconds(3600))
+        #expect(RetryAfter.parse("Sun, 06 Nov 1994 08:49:37 GMT", now: 784_111_767) == .seconds(10))
+        #expect(RetryAfter.parse("Sun, 06 Nov 1994 08:49:37 GMT", now: 900_000_000) == .seconds(1))
+        #expect(RetryAfter.parse("soon") == nil && RetryAfter.parse("") == nil && RetryAfter.parse("-3") == nil && RetryAfter.parse("1.5") == nil)
+        #expect(RetryAfter.parse("Sun, 99 Nov 1994 08:49:37 GMT") == nil)
+        let e = ICWSError.fromResponse(status: 503, body: [], wwwAuthenticate: [], retryAfter: "7")
+        #expect(e.retryAfter == .seconds(7))
+        #expect(ICWSError.fromResponse(status: 500, body: [], wwwAuthenticate: [], retryAfter: "7").retryAfter == nil)
     }
 
     @Test func unknownTypePassesThroughRaw() throws {
@@ -98,7 +138,7 @@ import Testing
         #expect(e.propertyName == "workstation" && e.errorCode == -5 && e.status == 400)
         let c = ICWSError.fromResponse(status: 401, body: Array("not json".utf8), wwwAuthenticate: [#"ICWS realm="ICWS" location="/ICWS/connection""#])
         #expect(c.challenge?.location == "/ICWS/connection")
-        #expect(c.message == "HTTP 401")
+        #expect(c.message == "HTTP 401, no ICWS error in the body")
         let a = ICWSError.fromResponse(status: 503, body: Array(#"{"errorId":"error.server.notAcceptingConnections","message":"m","alternateHostList":["cic2",""]}"#.utf8), wwwAuthenticate: [])
         #expect(a.alternateHosts == ["cic2"])
     }

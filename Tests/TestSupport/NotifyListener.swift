@@ -12,6 +12,8 @@ public final class NotifyListener: Sendable {
     private let fd: Int32
     private let messages = Mutex<[(ContinuousClock.Instant, String)]>([])
     private let stopped = Mutex(false)
+    /// While true nothing is read: the socket's queue fills and senders block.
+    private let paused = Mutex(false)
 
     public init() throws {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(UUID().uuidString.prefix(8)).sock").path
@@ -34,6 +36,10 @@ public final class NotifyListener: Sendable {
         let thread = Thread { [weak self] in
             var buffer = [UInt8](repeating: 0, count: 65536)
             while let self, !self.stopped.withLock({ $0 }) {
+                if self.paused.withLock({ $0 }) {
+                    usleep(20_000)
+                    continue
+                }
                 // recv without ancillary space: any passed fds are closed by the kernel.
                 let n = recv(sock, &buffer, buffer.count, 0)
                 if n > 0 {
@@ -43,6 +49,35 @@ public final class NotifyListener: Sendable {
             }
         }
         thread.start()
+    }
+
+    /// Stops or resumes reading (a systemd busy in a daemon-reload).
+    public func pause(_ on: Bool) { paused.withLock { $0 = on } }
+
+    /// Sends filler datagrams to the socket until its queue is full (at most
+    /// `limit`), so that the next sender blocks; returns how many went. The
+    /// filler is "FILLER=1", which no test counts.
+    @discardableResult
+    public func fill(limit: Int = 10_000) -> Int {
+        let sock = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard sock >= 0 else { return 0 }
+        defer { close(sock) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() where i < raw.count - 1 { raw[i] = b }
+        }
+        var sent = 0
+        let filler = Array("FILLER=1".utf8)
+        while sent < limit {
+            let n = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(sock, filler, filler.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            if n < 0 { break }
+            sent += 1
+        }
+        return sent
     }
 
     public func stop() {
