@@ -20,6 +20,7 @@ func runFleet(count n: Int, outage: Double, retryAfter: String?, daemonPath: Str
         $0.directorySize = 25
         $0.keepAlive = .seconds(10)
         for u in users { $0.accounts[u] = "secret" }
+        $0.stations = Set((1...n).map { String(7000 + $0) })
     }
     sim.setRecordDeliveries(false)
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-\(UUID().uuidString.prefix(8))")

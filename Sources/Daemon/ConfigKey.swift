@@ -248,7 +248,7 @@ extension ConfigKey {
         ) { s, v in s.configuration.backoffCap = v.duration },
         ConfigKey(
             "backoff-busy", .duration(.seconds(1) ... .seconds(3600)), default: "`10s`", reload: .applies,
-            "smallest ceiling of the wait while the server says it is busy: a login answered with 503, or a session taken down with `shouldReconnect` (a restart or switchover, heard by every agent of a site at once). After a 503 the wait is a uniform draw between 1 s and the larger of `backoff-busy` and half the outage (capped by `backoff-cap`), or the server's `Retry-After` plus up to half of it again; the first wait after a down is spread the same way, so a fleet of daemons logs in at a steady, low rate instead of all in the first second"
+            "smallest ceiling of the wait while the server says it is busy: a login answered with 503, or a session taken down with `shouldReconnect` (a restart or switchover, heard by every agent of a site at once). After a 503 the wait is a uniform draw up to the larger of `backoff-busy` and half the outage (at most `backoff-cap`), from 30 % of that (at least 1 s, at most 3 s), or the server's `Retry-After` plus up to half of it again; the first wait after a down is spread the same way, so a fleet of daemons logs in at a steady, low rate instead of all in the first second"
         ) { s, v in s.configuration.backoffBusy = v.duration },
         ConfigKey(
             "backoff-reset-after", .duration(.seconds(1) ... .seconds(86400)), default: "`30s`", reload: .applies,

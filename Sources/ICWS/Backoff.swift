@@ -50,13 +50,17 @@ public struct BackoffPolicy: Sendable, Equatable {
     }
 
     /// The bounds of a wait while the server is busy, `elapsed` into the
-    /// outage: from `busyFloor` to the larger of `busyInitial` and the
-    /// outage's ceiling (capped), never below the floor.
+    /// outage: up to the larger of `busyInitial` and the outage's share,
+    /// capped by `cap` (the cap wins over `busyInitial`); from 30 % of that
+    /// ceiling, at least `busyFloor` and at most 3 s. With the defaults that
+    /// is 3 to 10 s: a fleet of N daemons tries about N / 6.5 times a second
+    /// and each is back within 10 s of the server's return (see
+    /// `scripts/fleet`).
     public func busyRange(elapsed: Duration) -> (low: Double, high: Double) {
-        let low = Self.busyFloor.seconds
         let proportional = max(elapsed, .zero).seconds * max(growth, 0)
-        let high = max(min(max(busyInitial.seconds, proportional), max(cap.seconds, busyInitial.seconds)), low)
-        return (low, high)
+        let ceiling = min(max(busyInitial.seconds, proportional), cap.seconds)
+        let low = max(Self.busyFloor.seconds, min(3, ceiling * 0.3))
+        return (low, max(ceiling, low))
     }
 
     /// The wait after a 503: a uniform draw over `busyRange` (full jitter

@@ -84,7 +84,7 @@ import Testing
     /// The waits after a 503: at least 1 s, the server's Retry-After when it
     /// gives one; after a down, spread from the start.
     @Test func busyWaits() throws {
-        for (retryAfter, low, high) in [(Duration?.none, 1.0, 10.0), (.seconds(7), 7.0, 10.5)] {
+        for (retryAfter, low, high) in [(Duration?.none, 3.0, 10.0), (.seconds(7), 7.0, 10.5)] {
             var w = Walk(seed: 3)
             w.send(.start)
             var timer: Duration?
@@ -103,13 +103,18 @@ import Testing
         let policy = BackoffPolicy()
         for u in stride(from: 0.0, through: 1.0, by: 0.01) {
             let d = policy.busyDelay(elapsed: .seconds(3), unit: u, retryAfter: nil).seconds
-            #expect(d >= 1 && d <= 10)
+            #expect(d >= 3 && d <= 10)
+            // A small cap (a lab's) still waits at least 1 s after a 503.
+            let capped = BackoffPolicy(cap: .milliseconds(500)).busyDelay(elapsed: .seconds(3), unit: u, retryAfter: nil).seconds
+            #expect(capped >= 1 && capped <= 1.001)
+            let lab = BackoffPolicy(cap: .seconds(2)).busyDelay(elapsed: .seconds(3), unit: u, retryAfter: nil).seconds
+            #expect(lab >= 1 && lab <= 2)
         }
-        // The first wait after a down: within [0, 10 s], mean E[X²] / 2E[X] of the busy waits (37/11 s).
+        // The first wait after a down: within [0, 10 s], mean E[X²] / 2E[X] of the busy waits (X uniform on [3, 10]: 139/39 s).
         let draws = stride(from: 0.0005, to: 1.0, by: 0.001).map { policy.firstBusyDelay(unit: $0).seconds }
         #expect(draws.allSatisfy { $0 >= 0 && $0 <= 10 })
         let mean = draws.reduce(0, +) / Double(draws.count)
-        #expect(abs(mean - 37.0 / 11.0) < 0.05, "\(mean)")
+        #expect(abs(mean - 139.0 / 39.0) < 0.05, "\(mean)")
     }
 
     /// A session taken down with shouldReconnect: the first login waits a
@@ -127,6 +132,6 @@ import Testing
             }
         }
         // u = 0 is the start; the falling part runs from the ceiling (small u) down to the 1 s floor (u near 1).
-        #expect(delays.count == 3 && delays[0] < 0.1 && delays[1] > 3 && delays[2] > 1 && delays.allSatisfy { $0 <= 10 }, "\(delays)")
+        #expect(delays.count == 3 && delays[0] < 0.1 && delays[1] > 3 && delays[2] > 3 && delays.allSatisfy { $0 <= 10 }, "\(delays)")
     }
 }
