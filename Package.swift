@@ -106,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "icws-bridge-notify",
             dependencies: [
-                "Notifier", "DBusKit", "ProcessSupport",
+                "Notifier", "DBusKit", "ProcessSupport", "Systemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),

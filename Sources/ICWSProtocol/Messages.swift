@@ -146,6 +146,8 @@ public struct InteractionAlertDetail: Sendable, Equatable {
         self.queueType = queueType
         self.queueName = queueName
         self.attributes = attributes
+        // A detail made in code is whole: every field is named.
+        named = NamedKeys(Set(Self.deltaFields.map(\.key)))
     }
 
     public static func == (a: Self, b: Self) -> Bool {
@@ -174,10 +176,12 @@ public struct UserEntry: Sendable, Equatable {
     public var properties: [(String, JSONValue)]
     public var named: NamedKeys = []
 
+    /// An entry made in code names what it carries: its properties, and its display name when it has one.
     public init(id: String, displayName: String? = nil, properties: [(String, JSONValue)] = []) {
         self.id = id
         self.displayName = displayName
         self.properties = properties
+        named = NamedKeys(displayName == nil ? ["properties"] : ["properties", "displayName"])
     }
 
     public static func == (a: Self, b: Self) -> Bool {
@@ -242,6 +246,7 @@ public struct QueueInteraction: Sendable, Equatable {
         self.interactionId = interactionId
         self.attributes = attributes
         self.conferenceParentId = conferenceParentId
+        named = NamedKeys(conferenceParentId == nil ? ["attributes"] : ["attributes", "conferenceParentId"])
     }
 
     public static func == (a: Self, b: Self) -> Bool {
@@ -288,6 +293,12 @@ public struct UserStatus: Sendable, Equatable {
         self.statusChanged = statusChanged
         self.loggedIn = loggedIn
         self.onPhone = onPhone
+        // A status made in code names the fields it carries.
+        var keys: Set<String> = ["userId", "statusId"]
+        for (key, value) in [("notes", notes), ("forwardNumber", forwardNumber), ("statusChanged", statusChanged)] where value != nil { keys.insert(key) }
+        if loggedIn != nil { keys.insert("loggedIn") }
+        if onPhone != nil { keys.insert("onPhone") }
+        named = NamedKeys(keys)
     }
 }
 
@@ -305,6 +316,11 @@ public struct StatusMessage: Sendable, Equatable {
         self.messageText = messageText
         self.groupTag = groupTag
         self.flags = flags
+        // A status made in code names the fields it carries.
+        var keys = Set(flags.map(\.0))
+        if messageText != nil { keys.insert("messageText") }
+        if groupTag != nil { keys.insert("groupTag") }
+        named = NamedKeys(keys)
     }
 
     public func flag(_ name: String) -> Bool? { flags.first { $0.0 == name }?.1 }

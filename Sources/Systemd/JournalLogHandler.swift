@@ -192,7 +192,7 @@ public final class LogOutbox: Sendable {
         outbox = Outbox(name: "log", empty: Queue(maxRecords: maxRecords, maxBytes: maxBytes)) { queue in
             for record in queue.records { write(record) }
             if queue.dropped > 0 {
-                let text = "icws-bridged: \(queue.dropped) log records dropped while the log was not read"
+                let text = "\(queue.dropped) log records dropped while the log was not read"
                 // Records are dropped only while others wait, so the batch says where they go.
                 let toJournal = queue.records.first?.isJournal ?? LogDestination.stderrIsJournal
                 write(toJournal ? .journal(["MESSAGE=\(text)", "PRIORITY=4", "SYSLOG_IDENTIFIER=icws-bridged"]) : .line(Array("\(text)\n".utf8)))

@@ -3,6 +3,7 @@ import DBusKit
 import Logging
 import Notifier
 import ProcessSupport
+import Systemd
 
 #if canImport(Glibc)
     import Glibc
@@ -52,7 +53,8 @@ struct IcwsBridgeNotify: ParsableCommand {
         let quiet = QuietExecutor.install()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            // Written by a thread of its own: a stderr nobody reads never holds a task.
+            var handler = StderrLogHandler(label: label)
             handler.logLevel = level
             return handler
         }
@@ -77,10 +79,11 @@ struct IcwsBridgeNotify: ParsableCommand {
                 outcome.set(error)
             }
         }
-        if let error = outcome.wait() {
-            logger.critical("\(error.message)")
-            throw ExitCode(error.exitCode)
-        }
+        let error = outcome.wait()
+        if let error { logger.critical("\(error.message)") }
+        // The last lines reach stderr before the process ends (unless nobody reads it).
+        LogOutbox.shared.flush(timeout: .seconds(2))
+        if let error { throw ExitCode(error.exitCode) }
     }
 
     func environment(_ name: String) -> String? {

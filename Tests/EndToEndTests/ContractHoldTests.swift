@@ -59,6 +59,45 @@ import TestSupport
         await rig.stop()
     }
 
+    /// A log nobody reads (journald stalled, or stderr a pipe that is full):
+    /// the daemon keeps answering and working, and once the log is read again
+    /// its lines go on.
+    @Test func aLogNobodyReadsFreezesNothing() async throws {
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("stderr-\(UUID().uuidString.prefix(8))").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        // A reader that never reads: the pipe (64 KiB) fills with the daemon's debug lines.
+        let reader = open(fifo, O_RDONLY | O_NONBLOCK)
+        #expect(reader >= 0)
+        defer { close(reader) }
+        let rig = try await DaemonRig.start(config: "station-type = workstation\nstation-workstation = 7001", logLevel: "trace", stderrPath: fifo)
+        try await eventually("connected while the log is not read") { try await rig.property(BridgeNames.session, "State") == "u 2" }
+        var worst: Duration = .zero
+        for i in 0..<60 {
+            // Traffic that logs (at trace every message is a line or more).
+            _ = rig.sim.startAlerting()
+            rig.sim.stopAlerting()
+            let started = ContinuousClock.now
+            let r = try await gdbus(rig, method: "\(BridgeNames.station).SetReady", [i % 2 == 0 ? "true" : "false"])
+            worst = max(worst, ContinuousClock.now - started)
+            #expect(r.status == 0, "\(r.stderr)")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        print("ContractHoldTests: 60 SetReady calls while stderr was not read; slowest \(worst)")
+        #expect(worst < .seconds(2), "slowest answer \(worst)")
+        // Read what waits: the log goes on, and says how much it dropped if it did.
+        var text = ""
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline, !text.contains("[ICWS]") || !text.hasSuffix("\n") {
+            let n = read(reader, &buffer, buffer.count)
+            if n > 0 { text += String(decoding: buffer[0..<n], as: UTF8.self) } else { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(text.contains("icws-bridged"), "the log goes on once read: \(text.suffix(300))")
+        #expect(rig.daemon.poll() == nil)
+        await rig.stop()
+    }
+
     /// Every path to a server error names the server's errorId and message:
     /// an async completion, HTTP 500 and 404 on interaction calls, 500 on the
     /// station, a non-JSON body, a completion whose `error` is not an object.

@@ -29,7 +29,7 @@ struct DaemonRig {
     static func start(
         config extra: String = "", password: String? = "secret", watchdogUsec: Int? = 1_000_000,
         environment extraEnv: [String: String] = [:], serverPort: Int? = nil, server: String? = nil, sim existing: ICWSSimulator? = nil,
-        systemBusLimits: Bool = false, logLevel: String = "debug",
+        systemBusLimits: Bool = false, logLevel: String = "debug", stderrPath: String? = nil,
         configure: (inout SimulatorConfiguration) -> Void = { _ in }
     ) async throws -> DaemonRig {
         let sim: ICWSSimulator
@@ -53,7 +53,7 @@ struct DaemonRig {
         if let password { env["ICWS_PASSWORD"] = password } else { env.removeValue(forKey: "ICWS_PASSWORD") }
         if let watchdogUsec { env["WATCHDOG_USEC"] = String(watchdogUsec) } else { env.removeValue(forKey: "WATCHDOG_USEC") }
         env.merge(extraEnv) { $1 }
-        let logPath = dir.appendingPathComponent("daemon.log").path
+        let logPath = stderrPath ?? dir.appendingPathComponent("daemon.log").path
         let daemon = try ChildProcess(
             [binary("icws-bridged"), "--config", configPath, "--bus", bus.address, "--log-level", logLevel],
             environment: env, stderrPath: logPath)

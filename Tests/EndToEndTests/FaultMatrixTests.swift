@@ -134,25 +134,32 @@ struct NumberedTraffic {
 
 /// The soak: traffic all along and a random fault every 10 s, with the same
 /// accounting, printing the daemon's RSS over time. ICWS_SOAK_SECONDS sets the
-/// length (CI: 60 s; by hand: ICWS_SOAK_SECONDS=3600 scripts/test --filter soak).
+/// length (CI: 60 s; by hand: ICWS_SOAK_SECONDS=3600 ICWS_SOAK_FAULT_EVERY=60
+/// scripts/test --filter soak). Besides icws-sim's faults it restarts the
+/// server (an outage of 503s), makes streams die silently and sends bursts of
+/// users messages; it prints the messages lost, RSS and open descriptors at
+/// the start and the end, and the context switches a minute at rest after.
 @Suite(.serialized, .timeLimit(.minutes(90))) struct SoakTests {
     @Test func soak() async throws {
         let seconds = Double(ProcessInfo.processInfo.environment["ICWS_SOAK_SECONDS"] ?? "") ?? 60
+        let every = Double(ProcessInfo.processInfo.environment["ICWS_SOAK_FAULT_EVERY"] ?? "") ?? 10
         // Through a proxy, so that the network can fail too: TCP resets, and
         // the server's host out of reach for 1.5 s.
         let (sim, proxy, rig, sub) = try await startBehindProxy(backoffCap: "2s")
         try await eventually("station ready") { rig.sim.currentStation?.readyForInteractions == true }
-        enum Fault { case sim(SimFault), tcpReset, networkOutage }
+        enum Fault { case sim(SimFault), tcpReset, networkOutage, usersBurst }
         let faults: [Fault] = FaultMatrixTests.faults.map(\.1).filter {
             if case .expire(true, "LOCALHOST") = $0 { return false }
             if case .unavailable = $0 { return false }
             return true
-        }.map(Fault.sim) + [.tcpReset, .networkOutage]
+        }.map(Fault.sim) + [.tcpReset, .networkOutage, .usersBurst, .sim(.silentStreams), .sim(.outage(downFor: .seconds(3), retryAfter: nil))]
+        let startRSS = rssMB(rig.daemon.pid)
+        let startFDs = openDescriptors(rig.daemon.pid)
         var counts: [String: Int] = [:]
         var traffic = NumberedTraffic(sim)
         var rng = SystemRandomNumberGenerator()
         let start = ContinuousClock.now
-        var nextFault = start + .seconds(10)
+        var nextFault = start + .seconds(every)
         var rss: [String] = []
         while ContinuousClock.now - start < .seconds(seconds) {
             traffic.send(20)
@@ -174,8 +181,14 @@ struct NumberedTraffic {
                 switch fault {
                 case .sim(let f):
                     rig.sim.inject(f)
-                    if case .stall = f { try await endStallAfterReopen(rig) }
+                    switch f {
+                    case .stall, .silentStreams: try await endStallAfterReopen(rig)
+                    default: break
+                    }
                     counts[String(describing: f).prefix { $0 != "(" }.description, default: 0] += 1
+                case .usersBurst:
+                    for i in 0..<2_000 { rig.sim.changeUser(String(format: "user%04d", i % 25 + 1), property: "statusText", value: .string("burst \(i)")) }
+                    counts["usersBurst", default: 0] += 1
                 case .tcpReset:
                     proxy.resetAll()
                     counts["tcpReset", default: 0] += 1
@@ -185,7 +198,7 @@ struct NumberedTraffic {
                     try proxy.up()
                     counts["networkOutage", default: 0] += 1
                 }
-                nextFault = ContinuousClock.now + .seconds(10)
+                nextFault = ContinuousClock.now + .seconds(every)
                 rss.append(String(format: "%.0fs %.1fMB", (ContinuousClock.now - start).seconds, rssMB(rig.daemon.pid)))
             }
             try await Task.sleep(for: .milliseconds(100))
@@ -199,7 +212,15 @@ struct NumberedTraffic {
         try await eventually("the last message on the bus") { sub.all.last == last }
         let handedOut = traffic.handedOut
         let got = sub.all
-        print("soak: \(Int(seconds)) s, \(last) messages, \(handedOut.count) handed to live sessions, \(got.count) on the bus; faults: \(counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); RSS: \(rss.joined(separator: ", "))")
+        let endRSS = rssMB(rig.daemon.pid)
+        let endFDs = openDescriptors(rig.daemon.pid)
+        // At rest: no traffic, no fault; the daemon wakes for icws-sim's keep-alives (every 200 ms in this rig) and its watchdog.
+        let restWindow = min(60, max(10, seconds / 6))
+        let before = contextSwitches(rig.daemon.pid)
+        try await Task.sleep(for: .seconds(restWindow))
+        let perMinute = Double(contextSwitches(rig.daemon.pid) - before) * 60 / restWindow
+        print("soak: \(Int(seconds)) s, a fault every \(Int(every)) s, \(last) messages, \(handedOut.count) handed to live sessions, \(got.count) on the bus, lost \(handedOut.subtracting(got).count); faults: \(counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); RSS: \(rss.joined(separator: ", "))")
+        print(String(format: "soak: RSS %.1f MB at the start, %.1f MB at the end; open descriptors %d at the start, %d at the end; %.0f context switches a minute at rest after (%.0f s, icws-sim keep-alives every 200 ms)", startRSS, endRSS, startFDs, endFDs, perMinute, restWindow))
         #expect(Set(got).count == got.count, "a message arrived twice")
         #expect(got == got.sorted(), "messages out of order")
         #expect(handedOut.subtracting(got).isEmpty, "lost: \(handedOut.subtracting(got).sorted().prefix(10))")
@@ -208,6 +229,21 @@ struct NumberedTraffic {
         sub.close()
         proxy.stop()
         await rig.stop()
+    }
+}
+
+/// How many descriptors a process has open.
+func openDescriptors(_ pid: pid_t) -> Int {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+}
+
+/// Voluntary and involuntary context switches of every thread of a process so far.
+func contextSwitches(_ pid: pid_t) -> Int {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+    return tasks.reduce(0) { sum, tid in
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8)) ?? ""
+        return sum + text.split(separator: "\n").filter { $0.hasPrefix("voluntary_ctxt_switches:") || $0.hasPrefix("nonvoluntary_ctxt_switches:") }
+            .compactMap { Int($0.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") }.reduce(0, +)
     }
 }
 

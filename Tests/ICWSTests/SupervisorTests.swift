@@ -155,9 +155,9 @@ import TestSupport
         sim.inject(.unavailable(alternates: [], acceptHosts: [], count: 8))
         let h = try SupervisorHarness.start(sim: sim)
         try await h.waitForState(.connected)
-        // random() is 0.5, so each wait is half its ceiling: 1 s for the first
-        // 2 s of the outage, then half the outage's age (2.5 s → 1.25 s, …).
-        #expect(h.clock.sleeps == [500, 500, 500, 500, 500, 625, 781, 976].map { Duration.milliseconds($0) })
+        // 503s are the busy backoff; random() is 0.5, so each wait is the middle
+        // of 3 s to the ceiling: 10 s for the first 20 s, then half the outage's age.
+        #expect(h.clock.sleeps == [6500, 6500, 6500, 6500, 8000, 10000, 12500, 15625].map { Duration.milliseconds($0) })
         #expect(await h.supervisor.status.reconnectCount == 0)
         await h.stop()
     }
