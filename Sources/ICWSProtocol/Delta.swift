@@ -121,18 +121,14 @@ extension InteractionAlertDetail: DeltaRecord {
                 $0.queueType = $1.queueType
                 $0.queueName = $1.queueName
             }, same: { $0.queueType == $1.queueType && $0.queueName == $1.queueName }),
-        DeltaField(
-            "attributes", copy: { mergeAttributes(&$0.attributes, $1.attributes, cleared: $1.clearedAttributes) },
-            same: { sameAttributes($0.attributes, $1.attributes) }),
+        .attributes,
     ]
 }
 
 extension QueueInteraction: DeltaRecord {
     public static let deltaFields: [DeltaField<QueueInteraction>] = [
         .init("conferenceParentId", \.conferenceParentId),
-        DeltaField(
-            "attributes", copy: { mergeAttributes(&$0.attributes, $1.attributes, cleared: $1.clearedAttributes) },
-            same: { sameAttributes($0.attributes, $1.attributes) }),
+        .attributes,
     ]
 }
 
@@ -153,4 +149,22 @@ extension UserEntry: DeltaRecord {
                     && a.properties.allSatisfy { p in b.properties.contains { $0.0 == p.0 && $0.1 == p.1 } }
             }),
     ]
+}
+
+/// A record with attributes that deltas merge by name (`mergeAttributes`).
+public protocol AttributeRecord {
+    var attributes: [(String, String)] { get set }
+    var clearedAttributes: [String] { get }
+}
+
+extension InteractionAlertDetail: AttributeRecord {}
+extension QueueInteraction: AttributeRecord {}
+
+extension DeltaField where Record: AttributeRecord {
+    /// The `attributes` field: merged by name, a null removing one.
+    static var attributes: DeltaField {
+        DeltaField(
+            "attributes", copy: { mergeAttributes(&$0.attributes, $1.attributes, cleared: $1.clearedAttributes) },
+            same: { sameAttributes($0.attributes, $1.attributes) })
+    }
 }
