@@ -56,11 +56,26 @@ public final class NotifyListener: Sendable {
 
     /// Sends filler datagrams to the socket until its queue is full (at most
     /// `limit`), so that the next sender blocks; returns how many went. The
-    /// filler is "FILLER=1", which no test counts.
+    /// filler is "FILLER=1", which no test counts. A datagram in the queue is
+    /// charged to its sender's buffer, so one sender can run out of buffer
+    /// before the queue (`net.unix.max_dgram_qlen`, 512 on many machines) is
+    /// full: fresh senders go on until one cannot send even its first.
     @discardableResult
     public func fill(limit: Int = 10_000) -> Int {
+        var sent = 0
+        while sent < limit {
+            let (went, blocked) = fillFrom(newSocket: limit - sent)
+            sent += went
+            if went == 0 || !blocked { break }
+        }
+        return sent
+    }
+
+    /// One sender's share of `fill`: how many went, and whether it stopped
+    /// because the send would block (rather than the limit or an error).
+    private func fillFrom(newSocket limit: Int) -> (Int, Bool) {
         let sock = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard sock >= 0 else { return 0 }
+        guard sock >= 0 else { return (0, false) }
         defer { close(sock) }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
@@ -74,10 +89,10 @@ public final class NotifyListener: Sendable {
             let n = withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(sock, filler, filler.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             }
-            if n < 0 { break }
+            if n < 0 { return (sent, errno == EAGAIN || errno == EWOULDBLOCK) }
             sent += 1
         }
-        return sent
+        return (sent, false)
     }
 
     public func stop() {
