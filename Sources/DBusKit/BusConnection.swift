@@ -74,11 +74,10 @@ public final class BusConnection: Sendable {
     private let callsInFlight = Atomic<Int>(0)
     private let wireSerials = Atomic<UInt32>(0)
     static let maxCallsInFlight = 512
-    /// Bytes of signals handed over and not yet written (or dropped with the
-    /// connection): wire messages until the bus thread writes them, libdbus's
-    /// messages until they reach its queue (whose size `libdbusQueued` then
-    /// holds, as the bus thread last saw it). What `waitForRoom` holds a
-    /// producer back on.
+    /// Bytes of signals handed over and not yet in libdbus's queue (or
+    /// dropped with the connection); from then on libdbus's queue counts them
+    /// (`dbus_connection_get_outgoing_size`, which `libdbusQueued` holds as
+    /// the bus thread last saw it). What `waitForRoom` holds a producer back on.
     private let backlog = Atomic<Int>(0)
     private let libdbusQueued = Atomic<Int>(0)
     /// A producer waits in `waitForRoom`; the bus thread looks at the waiters only then.
@@ -101,9 +100,6 @@ public final class BusConnection: Sendable {
     /// Work for the bus thread, in order.
     enum Work: Sendable {
         case run(@Sendable (OpaquePointer) -> Void)
-        /// A message's wire bytes, written to the socket by the bus thread
-        /// itself, together with the ones next to it.
-        case wire(WireMessage)
         /// Answered at once, even while other work waits for the socket: it
         /// asks whether the bus thread runs, not how fast the bus reads.
         case probe(Probe)
@@ -218,8 +214,6 @@ public final class BusConnection: Sendable {
                 Unmanaged<Loop>.fromOpaque(data).takeUnretainedValue().timeouts[timeout] = .now
             },
             data, nil)
-        var fd: Int32 = -1
-        if dbus_connection_get_socket(raw, &fd) != 0, fd >= 0 { loop.socket = fd }
         let selfData = Unmanaged.passUnretained(self).toOpaque()
         dbus_connection_add_filter(
             raw,
@@ -236,17 +230,6 @@ public final class BusConnection: Sendable {
         var timeouts: [OpaquePointer: ContinuousClock.Instant] = [:]
         var pending: [UInt32: (CheckedContinuation<Result<[DBusValue], BusError>, Never>, ContinuousClock.Instant)] = [:]
         let wakeFD: Int32
-        /// The connection's socket, for wire bytes; -1 when libdbus has none
-        /// to give (the bytes then go through libdbus as a parsed message).
-        var socket: Int32 = -1
-        /// Wire messages not yet written.
-        var wire = WireQueue()
-        /// A write failed: the connection is going, and wire messages with it.
-        var wireFailed = false
-        /// Work that waits until `wire` is written, so the order stays; what
-        /// is before `waitingHead` has run.
-        var waiting: [Work] = []
-        var waitingHead = 0
 
         init?() {
             wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -264,20 +247,13 @@ public final class BusConnection: Sendable {
         var fds: [pollfd] = []
         var owners: [OpaquePointer?] = []
         while true {
-            // Woken: the socket may take wire bytes again.
-            loop.wire.blocked = false
             // Work handed over by other threads, in order.
             let (work, closing) = shared.withLock { s -> ([Work], Bool) in
                 defer { s.work.removeAll(keepingCapacity: true) }
                 return (s.work, s.closing)
             }
             run(work, conn)
-            // libdbus answers some calls itself while dispatching (Peer.Ping),
-            // writing at once: never while a wire message is half written.
-            // Between whole messages it may (a Peer reply can pass signals).
-            if !loop.wire.isMidMessage {
-                while dbus_connection_dispatch(conn) == DBUS_DISPATCH_DATA_REMAINS {}
-            }
+            while dbus_connection_dispatch(conn) == DBUS_DISPATCH_DATA_REMAINS {}
             if closing || dbus_connection_get_is_connected(conn) == 0 { break }
 
             fds.removeAll(keepingCapacity: true)
@@ -291,11 +267,6 @@ public final class BusConnection: Sendable {
                 if flags & DBUS_WATCH_WRITABLE.rawValue != 0 { events |= Int16(POLLOUT) }
                 fds.append(pollfd(fd: dbus_watch_get_unix_fd(w), events: events, revents: 0))
                 owners.append(w)
-            }
-            // Wire bytes wait for room on the socket (after libdbus's queue, which its own watch writes).
-            if !loop.wire.isEmpty, dbus_connection_has_messages_to_send(conn) == 0 {
-                fds.append(pollfd(fd: loop.socket, events: Int16(POLLOUT), revents: 0))
-                owners.append(nil)
             }
             let now = ContinuousClock.now
             var deadline: ContinuousClock.Instant?
@@ -347,16 +318,9 @@ public final class BusConnection: Sendable {
         // Flush what is queued (bounded), then close.
         let deadline = ContinuousClock.now + .seconds(2)
         while dbus_connection_get_is_connected(conn) != 0, ContinuousClock.now < deadline {
-            loop.wire.blocked = false
             run([], conn)
-            if dbus_connection_has_messages_to_send(conn) != 0 {
-                _ = dbus_connection_read_write(conn, 100)
-            } else if !loop.wire.isEmpty {
-                var p = pollfd(fd: loop.socket, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&p, 1, 100)
-            } else {
-                break
-            }
+            guard dbus_connection_has_messages_to_send(conn) != 0 else { break }
+            _ = dbus_connection_read_write(conn, 100)
         }
         let (wasClosing, late, roomWaiters) = shared.withLock { s -> (Bool, [Work], [CheckedContinuation<Void, Never>]) in
             s.closed = true
@@ -366,25 +330,14 @@ public final class BusConnection: Sendable {
             }
             return (s.closing, s.work, s.roomWaiters)
         }
-        // What is still held (behind a socket that took no more, or handed
-        // over as the connection went) runs now, after the close: libdbus
-        // drops what it sends, calls are failed below, probes are answered.
+        // What was handed over as the connection went runs now, after the
+        // close: libdbus drops what it sends, calls are failed below, probes
+        // are answered.
         dbus_connection_close(conn)
-        let dropped = loop.wire.pendingBytes
-        loop.wire.discard()
-        settled(dropped)
-        for item in loop.waiting[loop.waitingHead...] + late {
-            switch item {
-            case .run(let body): body(conn)
-            case .probe(let p): p.mark()
-            case .wire(let m): settled(m.buffer.count)
-            }
-        }
+        run(late, conn)
         // Nothing waits for room on a closed connection.
         libdbusQueued.store(0, ordering: .sequentiallyConsistent)
         for w in roomWaiters { w.resume() }
-        loop.waiting.removeAll()
-        loop.waitingHead = 0
         for (_, (continuation, _)) in loop.pending {
             continuation.resume(returning: .failure(.disconnected("the bus connection is closed")))
         }
@@ -401,61 +354,15 @@ public final class BusConnection: Sendable {
         }
     }
 
-    /// Runs work in order: what waited first, then `items`. Wire bytes are
-    /// gathered and written together; any other work waits until the bytes
-    /// before it are on the socket, so messages keep their order.
+    /// Runs work in the order it was handed over, then notes libdbus's queue.
     private func run(_ items: [Work], _ conn: OpaquePointer) {
-        // Appended behind what waits (probes answer at once), so a long wait
-        // for the socket costs each wake-up only its new work.
         for item in items {
-            if case .probe(let p) = item { p.mark() } else { loop.waiting.append(item) }
-        }
-        var i = loop.waitingHead
-        while i < loop.waiting.count, perform(loop.waiting[i], conn) { i += 1 }
-        if i == loop.waiting.count {
-            loop.waiting.removeAll(keepingCapacity: loop.waiting.capacity <= 4096)
-            loop.waitingHead = 0
-        } else if i >= 1024, i * 2 >= loop.waiting.count {
-            loop.waiting.removeFirst(i)
-            loop.waitingHead = 0
-        } else {
-            loop.waitingHead = i
-        }
-        _ = flushWire(conn)
-        noteProgress(conn)
-    }
-
-    /// Runs one work item; false when it must wait for the wire bytes before it.
-    private func perform(_ item: Work, _ conn: OpaquePointer) -> Bool {
-        switch item {
-        case .wire(let message):
-            gather(message, conn)
-        case .probe(let p):
-            p.mark()
-        case .run(let body):
-            guard flushWire(conn) else { return false }
-            body(conn)
-        }
-        return true
-    }
-
-    /// Adds a wire message to what is written next.
-    private func gather(_ message: WireMessage, _ conn: OpaquePointer) {
-        guard loop.socket >= 0 else {
-            // No socket to write to: libdbus parses the bytes (and checks them) and sends them.
-            defer { settled(message.buffer.count) }
-            switch Self.parse(wire: message.buffer) {
-            case .success(let m):
-                dbus_connection_send(conn, m, nil)
-                dbus_message_unref(m)
-            case .failure(let e):
-                logger.error("a signal was not sent", metadata: ["error": "\(e.message)"])
+            switch item {
+            case .probe(let p): p.mark()
+            case .run(let body): body(conn)
             }
-            return
         }
-        loop.wire.append(message)
-        // A long run is written as it grows, so sending overlaps gathering.
-        if loop.wire.pendingBytes >= Self.wireChunk { _ = flushWire(conn) }
+        noteProgress(conn)
     }
 
     /// A message parsed from wire bytes with libdbus's full validation, as
@@ -470,54 +377,29 @@ public final class BusConnection: Sendable {
         return .success(parsed)
     }
 
-    /// Bytes gathered before a write is tried.
-    static let wireChunk = 256 * 1024
-
-    /// Writes the queued wire messages; true once none are left. libdbus's
-    /// own queue goes first: its messages were handed over before these.
-    private func flushWire(_ conn: OpaquePointer) -> Bool {
-        guard !loop.wire.isEmpty else { return true }
-        let before = loop.wire.pendingBytes
-        defer { settled(before - loop.wire.pendingBytes) }
-        // Once libdbus has seen the connection go it has closed the socket,
-        // and the number may already be another file's: nothing is written.
-        guard !loop.wireFailed, dbus_connection_get_is_connected(conn) != 0 else {
-            loop.wire.discard()
-            return true
-        }
-        if loop.wire.blocked || dbus_connection_has_messages_to_send(conn) != 0 { return false }
-        switch loop.wire.write(to: loop.socket) {
-        case .done: return true
-        case .wouldBlock: return false
-        case .failed(let e):
-            // The socket failed, maybe in the middle of a message: the stream
-            // is no longer whole. Shut it, as libdbus does on a write error;
-            // libdbus then reads the end and reports the disconnect. Later
-            // wire messages are dropped with the connection.
-            logger.error(
-                "writing to the bus failed; closing the connection",
-                metadata: ["error": "\(e == 0 ? "the socket took nothing" : String(cString: strerror(e)))"])
-            shutdown(loop.socket, Int32(SHUT_RDWR))
-            loop.wireFailed = true
-            return true
-        }
-    }
-
     /// Runs `work` on the bus thread with the raw connection. Order is kept.
     func submit(_ work: @escaping @Sendable (OpaquePointer) -> Void) -> Bool {
         enqueue(.run(work))
     }
 
-    /// Hands a message's wire bytes (serial 0, see `signalBytes`) to the bus
-    /// thread, in order with all other work.
+    /// Sends a message marshalled in Swift (serial 0, see `signalBytes`):
+    /// libdbus parses it back with `dbus_message_demarshal` (its full
+    /// validation, on the calling thread) and the bus thread sends it with
+    /// `dbus_connection_send`, in order with all other work. Nothing of ours
+    /// writes to libdbus's socket.
     func send(wire bytes: [UInt8]) throws(BusError) {
-        // Serials of wire messages are in the upper half of the range, away
-        // from libdbus's own counter (which starts at 1): only replies refer
-        // to a serial, and nothing replies to a signal.
-        let serial = 0x8000_0000 | (wireSerials.wrappingAdd(1, ordering: .relaxed).newValue & 0x7FFF_FFFF)
         guard bytes.count >= 16 else { throw .invalidArgs("not a message: \(bytes.count) bytes") }
-        guard let message = WireMessage(bytes, serial: serial) else { throw .failed("out of memory") }
-        guard enqueue(.wire(message), counting: bytes.count) else { throw .disconnected("the bus connection is closed") }
+        // A parsed message needs a serial, and libdbus keeps the one it finds.
+        // These are in the upper half of the range, away from libdbus's own
+        // counter (which starts at 1): only replies refer to a serial, and
+        // nothing replies to a signal.
+        let serial = 0x8000_0000 | (wireSerials.wrappingAdd(1, ordering: .relaxed).newValue & 0x7FFF_FFFF)
+        var bytes = bytes
+        let parsed = bytes.withUnsafeMutableBytes { b -> Result<OpaquePointer, BusError> in
+            b.storeBytes(of: serial.littleEndian, toByteOffset: 8, as: UInt32.self)
+            return Self.parse(wire: UnsafeRawBufferPointer(b))
+        }
+        try send(signal: parsed.get(), bytes: bytes.count)
     }
 
     /// `enqueue`, with `bytes` of signal added to the backlog while it is accepted.
