@@ -55,8 +55,13 @@ let package = Package(
             ]),
         .target(
             name: "DBusKit",
-            dependencies: ["CDBus", "OwnThread", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "BridgeContract", dependencies: ["ICWSProtocol", "DBusKit"]),
+            dependencies: ["CDBus", "DBusIntrospection", "OwnThread", .product(name: "Logging", package: "swift-log")]),
+        // The introspection XML reader, alone: DBusKit and the contract generator share it.
+        .target(name: "DBusIntrospection"),
+        // Generates the contract's Swift bindings from dbus/interfaces/*.xml at build time.
+        .executableTarget(name: "dbus-contract-gen", dependencies: ["DBusIntrospection"]),
+        .plugin(name: "ContractCodegen", capability: .buildTool(), dependencies: ["dbus-contract-gen"]),
+        .target(name: "BridgeContract", dependencies: ["ICWSProtocol", "DBusKit"], plugins: ["ContractCodegen"]),
         .target(
             name: "Bridge",
             dependencies: ["BridgeContract", "ICWS", "DBusKit", .product(name: "Logging", package: "swift-log")]),

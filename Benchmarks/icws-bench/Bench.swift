@@ -188,6 +188,14 @@ struct Bench {
             try await runFleet(count: fleet, outage: outage, retryAfter: retryAfter, daemonPath: daemonPath)
             return
         }
+        if let other = args.first(where: { $0.hasPrefix("--ab=") }).map({ String($0.dropFirst(5)) }) {
+            let burst = Int(args.first(where: { $0.hasPrefix("--burst=") })?.dropFirst(8) ?? "") ?? 50_000
+            let rounds = Int(args.first(where: { $0.hasPrefix("--rounds=") })?.dropFirst(9) ?? "") ?? 3
+            let python = args.first(where: { $0.hasPrefix("--python-bridge=") }).map { String($0.dropFirst(16)) }
+                ?? FileManager.default.currentDirectoryPath + "/Benchmarks/python-bridge/icws_python_bridge.py"
+            try await runAB(daemonPath: daemonPath, otherPath: other, burst: burst, rounds: rounds, pythonBridge: python)
+            return
+        }
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         print("icws-bench: \(ProcessInfo.processInfo.processorCount) cores, \(String(format: "%.0f", Double(ProcessInfo.processInfo.physicalMemory) / 1e9)) GB, daemon \(daemonPath)")

@@ -27,7 +27,7 @@ final class InteractionObjects: Sendable {
         self.logger = logger
         interfaces = try BridgeNames.interactionInterfaces()
         main.onMethod(Contract.ObjectManager.getManagedObjects) { _ throws(BusError) in [self.managedObjects()] }
-        main.onMethod(Contract.Interactions.dial) { call throws(BusError) in [try await self.dial(call.arguments)] }
+        Contract.Interactions.bind(DialMethod(objects: self), to: main)
     }
 
     /// The objects that a method handler left without a handler (checked at start-up).
@@ -96,27 +96,31 @@ final class InteractionObjects: Sendable {
 
     // MARK: Call control
 
+    /// `Interactions` served with typed arguments (the generated `InteractionsHandler`).
+    struct DialMethod: InteractionsHandler {
+        let objects: InteractionObjects
+        func dial(_ target: String, _ options: DBusValue) async throws(BusError) -> String { try await objects.dial(target, options) }
+    }
+
+    /// One interaction's call control (the generated `InteractionHandler`).
+    struct CallControl: InteractionHandler {
+        let objects: InteractionObjects
+        let id: String
+        func pickup() async throws(BusError) { try await objects.action(id, "pickup") }
+        func disconnect() async throws(BusError) { try await objects.action(id, "disconnect") }
+        func hold(_ on: Bool) async throws(BusError) { try await objects.action(id, "hold", body: .object([("on", .bool(on))])) }
+        func mute(_ on: Bool) async throws(BusError) { try await objects.action(id, "mute", body: .object([("on", .bool(on))])) }
+        func sendDigits(_ digits: String) async throws(BusError) {
+            try await objects.action(id, "send-digits", body: .object([("dtmfDigits", .string(try InteractionObjects.digits(digits)))]))
+        }
+        func blindTransfer(_ target: String) async throws(BusError) {
+            try await objects.action(id, "blind-transfer", body: .object([("target", .string(try InteractionObjects.target(target, name: "target")))]))
+        }
+        func sendToVoicemail() async throws(BusError) { try await objects.action(id, "send-to-voicemail") }
+    }
+
     private func bind(_ o: BusObject, id: String) {
-        typealias I = Contract.Interaction
-        o.onMethod(I.pickup) { _ throws(BusError) in try await self.action(id, "pickup") }
-        o.onMethod(I.disconnect) { _ throws(BusError) in try await self.action(id, "disconnect") }
-        o.onMethod(I.hold) { call throws(BusError) in
-            guard let on = call.arguments[0].boolValue else { throw .invalidArgs("on must be a boolean") }
-            return try await self.action(id, "hold", body: .object([("on", .bool(on))]))
-        }
-        o.onMethod(I.mute) { call throws(BusError) in
-            guard let on = call.arguments[0].boolValue else { throw .invalidArgs("on must be a boolean") }
-            return try await self.action(id, "mute", body: .object([("on", .bool(on))]))
-        }
-        o.onMethod(I.sendDigits) { call throws(BusError) in
-            let digits = try Self.digits(call.arguments[0].stringValue ?? "")
-            return try await self.action(id, "send-digits", body: .object([("dtmfDigits", .string(digits))]))
-        }
-        o.onMethod(I.blindTransfer) { call throws(BusError) in
-            let target = try Self.target(call.arguments[0].stringValue ?? "", name: "target")
-            return try await self.action(id, "blind-transfer", body: .object([("target", .string(target))]))
-        }
-        o.onMethod(I.sendToVoicemail) { _ throws(BusError) in try await self.action(id, "send-to-voicemail") }
+        Contract.Interaction.bind(CallControl(objects: self, id: id), to: o)
     }
 
     /// 1 to 64 of `0-9 * # A-D` (either case; sent upper-case).
@@ -138,10 +142,9 @@ final class InteractionObjects: Sendable {
         return s
     }
 
-    private func action(_ id: String, _ action: String, body: JSONValue? = nil) async throws(BusError) -> [DBusValue] {
+    private func action(_ id: String, _ action: String, body: JSONValue? = nil) async throws(BusError) {
         do throws(ICWSError) {
             _ = try await supervisor.request(.post, "/interactions/\(ICWSClient.pathComponent(id))/\(action)", body: body)
-            return []
         } catch {
             throw Self.busError(error)
         }
@@ -155,10 +158,10 @@ final class InteractionObjects: Sendable {
     }
 
     /// `Dial(s target, a{sv} options) → o`.
-    private func dial(_ args: [DBusValue]) async throws(BusError) -> DBusValue {
-        let target = try Self.target(args[0].stringValue ?? "", name: "target")
+    private func dial(_ target: String, _ options: DBusValue) async throws(BusError) -> String {
+        let target = try Self.target(target, name: "target")
         var body: [(String, JSONValue)] = [("__type", .string("urn:inin.com:interactions:createCallParameters")), ("target", .string(target))]
-        for (key, value) in args[1].dictEntries ?? [] {
+        for (key, value) in options.dictEntries ?? [] {
             switch (key, value.unwrapped) {
             case ("workgroup", .string(let w)):
                 body.append(("workgroup", .string(try Self.target(w, name: "workgroup"))))
@@ -178,6 +181,6 @@ final class InteractionObjects: Sendable {
         guard let id = answer?["interactionId"]?.stringValue, let path = BridgeNames.interactionPath(id) else {
             throw BusError(name: BridgeNames.errorPrefix + "ServerError", message: "the ICWS server did not name the new interaction")
         }
-        return .objectPath(path)
+        return path
     }
 }

@@ -27,10 +27,7 @@ final class StatusService: Sendable {
         self.supervisor = supervisor
         self.logger = logger
         self.completionTimeout = completionTimeout
-        main.onMethod(Contract.Status.setStatus) { call throws(BusError) in
-            try await self.setStatus(call.arguments)
-            return []
-        }
+        Contract.Status.bind(Methods(service: self), to: main)
     }
 
     func publishInitial() throws(BusError) {
@@ -75,15 +72,20 @@ final class StatusService: Sendable {
     }
 
     /// `SetStatus(s status_id, a{sv} options)`.
-    private func setStatus(_ args: [DBusValue]) async throws(BusError) {
-        let requested = args[0].stringValue ?? ""
+    /// `Status` served with typed arguments (the generated `StatusHandler`).
+    struct Methods: StatusHandler {
+        let service: StatusService
+        func setStatus(_ statusId: String, _ options: DBusValue) async throws(BusError) { try await service.setStatus(statusId, options) }
+    }
+
+    private func setStatus(_ requested: String, _ options: DBusValue) async throws(BusError) {
         let (selectable, userId) = state.withLock { ($0.cache.selectable, $0.cache.userId) }
         guard !selectable.isEmpty else { throw .invalidArgs("no selectable status is known yet (the status subscriptions have not answered)") }
         guard let status = selectable.first(where: { $0.statusId.lowercased() == requested.lowercased() }) else {
             throw .invalidArgs("status \(String(requested.prefix(64)).debugDescription) is not selectable (see Status.Selectable)")
         }
         var body: [(String, JSONValue)] = [("statusId", .string(status.statusId))]
-        for (key, value) in args[1].dictEntries ?? [] {
+        for (key, value) in options.dictEntries ?? [] {
             switch (key, value.unwrapped) {
             case ("notes", .string(let s)):
                 guard s.utf8.count <= 4096 else { throw .invalidArgs("notes must be at most 4096 bytes") }

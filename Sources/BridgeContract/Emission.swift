@@ -73,19 +73,19 @@ public enum Emission {
         case .stationConnectionStateChange(let m):
             return [
                 SignalEmission(
-                    spec: Contract.Station.stateChanged,
+                    spec: Contract.Station.stationConnectionStateChanged,
                     arguments: [ContractMaps.stationInfo(m.previousStationInfo), ContractMaps.stationInfo(m.newStationInfo), .bool(m.isDelta)])
             ]
         case .interactionAlerting(let m):
             return SignalSplitter.runs(costs: m.details.map(ContractMaps.alertDetailSizeBound)).enumerated().map { i, run in
                 SignalEmission(
-                    spec: Contract.Interactions.alertingSignal,
+                    spec: Contract.Interactions.interactionAlerting,
                     body: .alerting(m.details[run.range], isDelta: i == 0 ? m.isDelta : true, itemsBound: run.cost))
             }
         case .users(let m):
             return SignalSplitter.usersChanged(
                 added: m.added.map(ContractMaps.user), changed: m.changed.map(ContractMaps.user), removed: m.removed, isDelta: m.isDelta
-            ).map { SignalEmission(spec: Contract.Users.changed, arguments: $0) }
+            ).map { SignalEmission(spec: Contract.Users.usersChanged, arguments: $0) }
         // Queue contents become objects (InterfacesAdded, PropertiesChanged, InterfacesRemoved), not a signal of their own.
         // Status messages become the Status properties; the others change state only.
         case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .queueContents, .queueSubscriptionState, .userStatus,

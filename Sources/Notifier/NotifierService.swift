@@ -207,10 +207,7 @@ public final class NotifierService: Sendable {
             }
             var dnd = false
             do {
-                let reply = try await bridge.call(
-                    destination: BridgeNames.busName, path: BridgeNames.objectPath, interface: "org.freedesktop.DBus.Properties", member: "Get",
-                    arguments: [.string(BridgeNames.status), .string(Contract.Status.isDoNotDisturb.name)], timeout: options.bridgeTimeout)
-                dnd = reply.first?.unwrapped.boolValue ?? false
+                dnd = try await StatusProxy(bridge).isDoNotDisturb(timeout: options.bridgeTimeout)
             } catch {
                 logger.info("cannot read the agent's Do Not Disturb status; taken as off", metadata: ["error": "\(Self.text(error))"])
             }
@@ -286,35 +283,40 @@ public final class NotifierService: Sendable {
                         logger.debug("closing a notification failed", metadata: ["id": "\(id)", "error": "\(Self.text(error))"])
                     }
                 case .pickup(let path):
-                    callInteraction(path, Contract.Interaction.pickup.name, doing: "answering")
+                    callInteraction(path, .pickup, doing: "answering")
                 case .disconnect(let path):
-                    callInteraction(path, Contract.Interaction.disconnect.name, doing: "declining")
+                    callInteraction(path, .disconnect, doing: "declining")
                 }
             }
         }
 
         /// Call control waits for the ICWS server (seconds): it runs on its
         /// own, so notifications keep flowing; its outcome is only logged.
-        func callInteraction(_ path: String, _ member: String, doing what: String) {
+        /// What a notification's action does to its call.
+        enum CallAction: Sendable { case pickup, disconnect }
+
+        func callInteraction(_ path: String, _ action: CallAction, doing what: String) {
             let bridge = self.bridge
             let logger = self.logger
             let timeout = options.bridgeTimeout
             logger.info("\(what) a call", metadata: ["interaction": "\(Self.id(path))"])
-            Task { await Loop.call(member, on: path, bridge: bridge, timeout: timeout, doing: what, logger: logger) }
+            Task { await Loop.call(action, on: path, bridge: bridge, timeout: timeout, doing: what, logger: logger) }
         }
 
-        static func call(_ member: String, on path: String, bridge: BusConnection, timeout: Duration, doing what: String, logger: Logger) async {
+        static func call(_ action: CallAction, on path: String, bridge: BusConnection, timeout: Duration, doing what: String, logger: Logger) async {
+            let interaction = InteractionProxy(bridge, path: path)
             do {
                 // The notification server's signal and the bridge's may cross:
                 // ask the bridge whether the call still rings before acting on it.
-                let state = try await bridge.call(
-                    destination: BridgeNames.busName, path: path, interface: "org.freedesktop.DBus.Properties", member: "Get",
-                    arguments: [.string(BridgeNames.interaction), .string(Contract.Interaction.state.name)], timeout: timeout)
-                guard let s = state.first?.unwrapped.uint32Value, s == 1 || s == 2 else {
+                let s = try await interaction.state(timeout: timeout)
+                guard s == 1 || s == 2 else {
                     logger.notice("\(what) skipped: the call no longer rings", metadata: ["interaction": "\(id(path))"])
                     return
                 }
-                _ = try await bridge.call(destination: BridgeNames.busName, path: path, interface: BridgeNames.interaction, member: member, timeout: timeout)
+                switch action {
+                case .pickup: try await interaction.pickup(timeout: timeout)
+                case .disconnect: try await interaction.disconnect(timeout: timeout)
+                }
             } catch {
                 var metadata: Logger.Metadata = ["interaction": "\(id(path))", "error": "\(text(error))"]
                 if error.name == "org.freedesktop.DBus.Error.AccessDenied" {

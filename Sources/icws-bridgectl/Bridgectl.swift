@@ -48,6 +48,19 @@ struct BridgeClient {
         }
     }
 
+    /// Runs calls through the typed proxies generated from the XML, with the
+    /// exit codes of `CLIError`.
+    func typed<T>(_ body: (BridgeClient) async throws(BusError) -> T) async throws -> T {
+        do throws(BusError) { return try await body(self) } catch { throw CLIError.from(error, bus: busName) }
+    }
+
+    var session: SessionProxy { SessionProxy(connection) }
+    var station: StationProxy { StationProxy(connection) }
+    var users: UsersProxy { UsersProxy(connection) }
+    var status: StatusProxy { StatusProxy(connection) }
+    var interactions: InteractionsProxy { InteractionsProxy(connection) }
+    func interaction(_ path: String) -> InteractionProxy { InteractionProxy(connection, path: path) }
+
     func properties(_ interface: String) async throws -> DBusValue {
         try await first(call("org.freedesktop.DBus.Properties", "GetAll", [.string(interface)]))
     }
@@ -164,14 +177,16 @@ extension BridgeCommand {
 
 /// A subcommand that is one method call without arguments from the user.
 protocol SimpleCall: BridgeCommand {
-    /// (interface, member, arguments, what to print when it worked)
-    var call: (String, String, [DBusValue], String) { get }
+    /// The call, through a typed proxy.
+    func invoke(_ client: BridgeClient) async throws(BusError)
+    /// What to print when it worked.
+    var done: String { get }
 }
 
 extension SimpleCall {
     func run(_ client: BridgeClient) async throws {
-        _ = try await client.call(call.0, call.1, call.2)
-        print(call.3)
+        try await client.typed { c throws(BusError) in try await invoke(c) }
+        print(done)
     }
 }
 
@@ -257,7 +272,7 @@ struct Connect: BridgeCommand {
         if let media { settings.append(("supportedMediaTypes", .strings(media.split(separator: ",").map(String.init)))) }
         settings.append(("readyForInteractions", .bool(ready)))
         if let mode { settings.append(("stationConnectionMode", .uint32(mode))) }
-        _ = try await client.call(BridgeNames.station, "Connect", [.vardict(settings)])
+        try await client.typed { c throws(BusError) in try await c.station.connect(.vardict(settings), timeout: c.timeout) }
         print("station connected\(ready ? ", ready" : "")")
     }
 }
@@ -265,39 +280,44 @@ struct Connect: BridgeCommand {
 struct Disconnect: SimpleCall {
     static let configuration = CommandConfiguration(abstract: "Disconnect the station.")
     @OptionGroup var options: BusOptions
-    var call: (String, String, [DBusValue], String) { (BridgeNames.station, "Disconnect", [], "station disconnected") }
+    func invoke(_ c: BridgeClient) async throws(BusError) { try await c.station.disconnect(timeout: c.timeout) }
+    var done: String { "station disconnected" }
 }
 
 struct Ready: SimpleCall {
     static let configuration = CommandConfiguration(abstract: "Go ready for ACD interactions.")
     @OptionGroup var options: BusOptions
-    var call: (String, String, [DBusValue], String) { (BridgeNames.station, "SetReady", [.bool(true)], "ready") }
+    func invoke(_ c: BridgeClient) async throws(BusError) { try await c.station.setReady(true, timeout: c.timeout) }
+    var done: String { "ready" }
 }
 
 struct NotReady: SimpleCall {
     static let configuration = CommandConfiguration(commandName: "not-ready", abstract: "Go not ready.")
     @OptionGroup var options: BusOptions
-    var call: (String, String, [DBusValue], String) { (BridgeNames.station, "SetReady", [.bool(false)], "not ready") }
+    func invoke(_ c: BridgeClient) async throws(BusError) { try await c.station.setReady(false, timeout: c.timeout) }
+    var done: String { "not ready" }
 }
 
 struct Reconnect: SimpleCall {
     static let configuration = CommandConfiguration(abstract: "Make a new ICWS session now (also from stopped).")
     @OptionGroup var options: BusOptions
-    var call: (String, String, [DBusValue], String) { (BridgeNames.session, "Reconnect", [], "reconnecting") }
+    func invoke(_ c: BridgeClient) async throws(BusError) { try await c.session.reconnect(timeout: c.timeout) }
+    var done: String { "reconnecting" }
 }
 
 struct Logout: SimpleCall {
     static let configuration = CommandConfiguration(abstract: "Log the session out; it stays stopped until reconnect.")
     @OptionGroup var options: BusOptions
-    var call: (String, String, [DBusValue], String) { (BridgeNames.session, "Disconnect", [], "logged out") }
+    func invoke(_ c: BridgeClient) async throws(BusError) { try await c.session.disconnect(timeout: c.timeout) }
+    var done: String { "logged out" }
 }
 
 struct SipCredentials: BridgeCommand {
     static let configuration = CommandConfiguration(commandName: "sip-credentials", abstract: "Print the station's SIP user, password and address (agents and root only).")
     @OptionGroup var options: BusOptions
     func run(_ client: BridgeClient) async throws {
-        let r = try await client.call(BridgeNames.station, "GetSipCredentials")
-        print("user=\(r[0].stringValue ?? "")\npassword=\(r[1].stringValue ?? "")\naddress=\(r[2].stringValue ?? "")")
+        let (user, password, address) = try await client.typed { c throws(BusError) in try await c.station.getSipCredentials(timeout: c.timeout) }
+        print("user=\(user)\npassword=\(password)\naddress=\(address)")
     }
 }
 
@@ -306,7 +326,7 @@ struct Users: BridgeCommand {
     @OptionGroup var options: BusOptions
     @Flag(help: "Print JSON.") var json = false
     func run(_ client: BridgeClient) async throws {
-        let users = try client.first(await client.call(BridgeNames.users, "GetUsers"))
+        let users = try await client.typed { c throws(BusError) in try await c.users.getUsers(timeout: c.timeout) }
         if json {
             print(Render.json(users))
             return
@@ -502,8 +522,10 @@ struct Calls: BridgeCommand {
 /// A call-control command on one interaction, named by its id (or object path).
 protocol InteractionCall: BridgeCommand {
     var id: String { get }
-    /// (member, arguments, what to print when it worked)
-    var call: (String, [DBusValue], String) { get }
+    /// The call, through the interaction's typed proxy.
+    func invoke(_ interaction: InteractionProxy, timeout: Duration) async throws(BusError)
+    /// What to print when it worked.
+    var done: String { get }
 }
 
 extension InteractionCall {
@@ -516,8 +538,8 @@ extension InteractionCall {
         } else {
             throw CLIError(code: 64, message: "an interaction id is required")
         }
-        _ = try await client.call(path: path, BridgeNames.interaction, call.0, call.1)
-        print(call.2)
+        try await client.typed { c throws(BusError) in try await invoke(c.interaction(path), timeout: c.timeout) }
+        print(done)
     }
 }
 
@@ -525,14 +547,16 @@ struct Answer: InteractionCall {
     static let configuration = CommandConfiguration(abstract: "Pick up an interaction (answer a ringing call, take back a held one).")
     @OptionGroup var options: BusOptions
     @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
-    var call: (String, [DBusValue], String) { ("Pickup", [], "picked up") }
+    func invoke(_ i: InteractionProxy, timeout: Duration) async throws(BusError) { try await i.pickup(timeout: timeout) }
+    var done: String { "picked up" }
 }
 
 struct Hangup: InteractionCall {
     static let configuration = CommandConfiguration(abstract: "Disconnect an interaction.")
     @OptionGroup var options: BusOptions
     @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
-    var call: (String, [DBusValue], String) { ("Disconnect", [], "disconnected") }
+    func invoke(_ i: InteractionProxy, timeout: Duration) async throws(BusError) { try await i.disconnect(timeout: timeout) }
+    var done: String { "disconnected" }
 }
 
 struct Hold: InteractionCall {
@@ -540,7 +564,8 @@ struct Hold: InteractionCall {
     @OptionGroup var options: BusOptions
     @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
     @Flag(help: "Take it off hold.") var off = false
-    var call: (String, [DBusValue], String) { ("Hold", [.bool(!off)], off ? "off hold" : "on hold") }
+    func invoke(_ i: InteractionProxy, timeout: Duration) async throws(BusError) { try await i.hold(!off, timeout: timeout) }
+    var done: String { off ? "off hold" : "on hold" }
 }
 
 struct Mute: InteractionCall {
@@ -548,7 +573,8 @@ struct Mute: InteractionCall {
     @OptionGroup var options: BusOptions
     @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
     @Flag(help: "Unmute.") var off = false
-    var call: (String, [DBusValue], String) { ("Mute", [.bool(!off)], off ? "unmuted" : "muted") }
+    func invoke(_ i: InteractionProxy, timeout: Duration) async throws(BusError) { try await i.mute(!off, timeout: timeout) }
+    var done: String { off ? "unmuted" : "muted" }
 }
 
 struct Digits: InteractionCall {
@@ -556,7 +582,8 @@ struct Digits: InteractionCall {
     @OptionGroup var options: BusOptions
     @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
     @Argument(help: "The digits.") var digits: String
-    var call: (String, [DBusValue], String) { ("SendDigits", [.string(digits)], "digits sent") }
+    func invoke(_ i: InteractionProxy, timeout: Duration) async throws(BusError) { try await i.sendDigits(digits, timeout: timeout) }
+    var done: String { "digits sent" }
 }
 
 struct Transfer: InteractionCall {
@@ -564,14 +591,16 @@ struct Transfer: InteractionCall {
     @OptionGroup var options: BusOptions
     @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
     @Argument(help: "Where to.") var target: String
-    var call: (String, [DBusValue], String) { ("BlindTransfer", [.string(target)], "transferred") }
+    func invoke(_ i: InteractionProxy, timeout: Duration) async throws(BusError) { try await i.blindTransfer(target, timeout: timeout) }
+    var done: String { "transferred" }
 }
 
 struct Voicemail: InteractionCall {
     static let configuration = CommandConfiguration(abstract: "Send an interaction to voicemail.")
     @OptionGroup var options: BusOptions
     @Argument(help: "The interaction id.", completion: LiveValues.interactionIds) var id: String
-    var call: (String, [DBusValue], String) { ("SendToVoicemail", [], "sent to voicemail") }
+    func invoke(_ i: InteractionProxy, timeout: Duration) async throws(BusError) { try await i.sendToVoicemail(timeout: timeout) }
+    var done: String { "sent to voicemail" }
 }
 
 struct Dial: BridgeCommand {
@@ -582,8 +611,8 @@ struct Dial: BridgeCommand {
     func run(_ client: BridgeClient) async throws {
         var opts: [(String, DBusValue)] = []
         if let workgroup { opts.append(("workgroup", .string(workgroup))) }
-        let r = try await client.call(BridgeNames.interactions, "Dial", [.string(target), .vardict(opts)])
-        print(r.first?.stringValue ?? "")
+        let path = try await client.typed { c throws(BusError) in try await c.interactions.dial(target, .vardict(opts), timeout: c.timeout) }
+        print(path)
     }
 }
 
@@ -622,7 +651,7 @@ struct SetStatus: BridgeCommand {
         var opts: [(String, DBusValue)] = []
         if let notes { opts.append(("notes", .string(notes))) }
         if let forwardNumber { opts.append(("forwardNumber", .string(forwardNumber))) }
-        _ = try await client.call(BridgeNames.status, "SetStatus", [.string(id), .vardict(opts)])
+        try await client.typed { c throws(BusError) in try await c.status.setStatus(id, .vardict(opts), timeout: c.timeout) }
         print("status set")
     }
 }

@@ -1,5 +1,12 @@
 import FoundationEssentials
 
+/// Why an introspection document could not be read.
+public struct IntrospectionError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
 /// One D-Bus interface as its introspection XML describes it. The XML files
 /// shipped in `dbus/interfaces/` are the single source: the exported object
 /// checks calls against them and serves them verbatim to `Introspect`.
@@ -34,7 +41,7 @@ public struct InterfaceDescription: Sendable, Equatable {
     public func property(_ name: String) -> Property? { properties.first { $0.name == name } }
 
     /// Parses every `<interface>` in an introspection document.
-    public static func parse(xml: String) throws(BusError) -> [InterfaceDescription] {
+    public static func read(xml: String) throws(IntrospectionError) -> [InterfaceDescription] {
         var result: [InterfaceDescription] = []
         var current: InterfaceDescription?
         var interfaceStart: String.Index?
@@ -42,11 +49,11 @@ public struct InterfaceDescription: Sendable, Equatable {
         var i = xml.startIndex
         while let open = xml[i...].firstIndex(of: "<") {
             if xml[open...].hasPrefix("<!--") {
-                guard let end = xml[open...].firstRange(of: "-->") else { throw .failed("unterminated XML comment") }
+                guard let end = xml[open...].firstRange(of: "-->") else { throw IntrospectionError("unterminated XML comment") }
                 i = end.upperBound
                 continue
             }
-            guard let close = xml[open...].firstIndex(of: ">") else { throw .failed("unterminated XML tag") }
+            guard let close = xml[open...].firstIndex(of: ">") else { throw IntrospectionError("unterminated XML tag") }
             let tag = xml[xml.index(after: open)..<close]
             i = xml.index(after: close)
             if tag.hasPrefix("?") || tag.hasPrefix("!") { continue }
@@ -58,27 +65,27 @@ public struct InterfaceDescription: Sendable, Equatable {
             let attrs = isEnd ? [:] : attributes(String(body[nameEnd...]))
             switch (element, isEnd) {
             case ("interface", false):
-                guard let n = attrs["name"] else { throw .failed("interface without a name") }
+                guard let n = attrs["name"] else { throw IntrospectionError("interface without a name") }
                 current = InterfaceDescription(name: n, xml: "")
                 interfaceStart = open
             case ("interface", true):
-                guard var c = current, let start = interfaceStart else { throw .failed("stray </interface>") }
+                guard var c = current, let start = interfaceStart else { throw IntrospectionError("stray </interface>") }
                 c.xml = String(xml[start..<i])
                 result.append(c)
                 current = nil
             case ("method", false), ("signal", false):
-                guard let n = attrs["name"] else { throw .failed("\(element) without a name") }
+                guard let n = attrs["name"] else { throw IntrospectionError("\(element) without a name") }
                 member = (element, n, [], [])
                 if selfClosing { finish(&member, into: &current) }
             case ("method", true), ("signal", true):
                 finish(&member, into: &current)
             case ("arg", false):
-                guard let t = attrs["type"] else { throw .failed("arg without a type") }
+                guard let t = attrs["type"] else { throw IntrospectionError("arg without a type") }
                 let direction = attrs["direction"] ?? (member?.kind == "signal" ? "out" : "in")
                 if direction == "out" { member?.outs.append(t) } else { member?.ins.append((attrs["name"] ?? "", t)) }
             case ("property", false):
                 guard let n = attrs["name"], let t = attrs["type"], let a = attrs["access"] else {
-                    throw .failed("property needs name, type and access")
+                    throw IntrospectionError("property needs name, type and access")
                 }
                 current?.properties.append(Property(name: n, type: t, access: a))
             default: break
@@ -136,8 +143,8 @@ extension String {
 }
 
 /// The standard interfaces every exported object has, for `Introspect`.
-enum StandardInterfaces {
-    static let xml = """
+public enum StandardInterfaces {
+    public static let xml = """
           <interface name="org.freedesktop.DBus.Introspectable">
             <method name="Introspect">
               <arg name="xml_data" type="s" direction="out"/>
