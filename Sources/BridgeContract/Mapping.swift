@@ -347,9 +347,6 @@ public enum ContractMaps {
 
 extension ContractMaps {
     /// `Eic_State` letters → the `State` property.
-    public static let interactionStates: [String: UInt32] = [
-        "O": 1, "A": 2, "C": 3, "H": 4, "M": 5, "P": 6, "R": 7, "X": 8, "S": 9, "I": 10, "E": 11,
-    ]
 
     /// The properties of an interaction object, from its attributes.
     public static func interactionProperties(_ e: InteractionEntry) -> [(PropertySpec, DBusValue)] {
@@ -357,15 +354,9 @@ extension ContractMaps {
         var budget = EntryBudget()
         func text(_ name: String) -> DBusValue { .string(budget.string(e[name] ?? "")) }
         let code = e["Eic_State"] ?? ""
-        let direction: UInt32
-        switch e["Eic_CallDirection"] {
-        case "I"?: direction = 1
-        case "O"?: direction = 2
-        default: direction = 0
-        }
         return [
-            (P.id, .string(budget.string(e.id))), (P.type, text("Eic_ObjectType")), (P.state, .uint32(interactionStates[code] ?? 0)),
-            (P.stateCode, .string(budget.string(code))), (P.direction, .uint32(direction)), (P.remoteName, text("Eic_RemoteName")),
+            (P.id, .string(budget.string(e.id))), (P.type, text("Eic_ObjectType")), (P.state, .uint32(InteractionState(code: code).rawValue)),
+            (P.stateCode, .string(budget.string(code))), (P.direction, .uint32(CallDirection(code: e["Eic_CallDirection"]).rawValue)), (P.remoteName, text("Eic_RemoteName")),
             (P.remoteAddress, text("Eic_RemoteAddress")), (P.muted, .bool(e["Eic_Muted"] == "1")),
             (P.capabilities, .uint32(e["Eic_Capabilities"].flatMap { UInt32($0) } ?? 0)), (P.conferenceId, text("Eic_ConferenceId")),
             (P.initiationTime, text("Eic_InitiationTime")),

@@ -3,6 +3,7 @@ import BridgeContract
 import DBusKit
 import FoundationEssentials
 import ICWS
+import ICWSProtocol
 import Logging
 import ProcessSupport
 import ServiceLifecycle
@@ -50,9 +51,9 @@ func statusText(_ s: SessionStatus, _ st: StationStatus) -> String {
         } else {
             line += ", no station"
         }
-        let unwell = s.subscriptions.filter { $0.value >= 2 }.sorted { $0.key < $1.key }
+        let unwell = s.subscriptions.filter { [.suspended, .faulted].contains(SubscriptionHealth(bus: $0.value)) }.sorted { $0.key < $1.key }
         if !unwell.isEmpty {
-            line += "; subscription " + unwell.map { "\($0.key) \($0.value == 2 ? "suspended" : "faulted")" }.joined(separator: ", ")
+            line += "; subscription " + unwell.map { "\($0.key) \(SubscriptionHealth(bus: $0.value).name)" }.joined(separator: ", ")
         }
         return line
     case .connecting, .unknown:

@@ -479,7 +479,7 @@ public struct SessionMachine: Sendable {
 
     private mutating func refreshSubscriptions() {
         var map: [String: UInt32] = [:]
-        for (u, s) in zip(units, unitStates) { map[u.name] = s.code }
+        for (u, s) in zip(units, unitStates) { map[u.name] = s.health.rawValue }
         status.subscriptions = map
     }
 

@@ -116,13 +116,13 @@ public enum SubscriptionUnitState: Sendable, Equatable {
     /// The server reported it faulted (made again with the backoff).
     case faulted(path: String)
 
-    /// As `Session.Subscriptions` shows it: 0 none, 1 normal, 2 suspended, 3 faulted.
-    public var code: UInt32 {
+    /// As `Session.Subscriptions` shows it.
+    public var health: SubscriptionHealth {
         switch self {
-        case .idle, .pending: return 0
-        case .active: return 1
-        case .suspended: return 2
-        case .failed, .faulted: return 3
+        case .idle, .pending: return .none
+        case .active: return .normal
+        case .suspended: return .suspended
+        case .failed, .faulted: return .faulted
         }
     }
 

@@ -287,3 +287,97 @@ extension JSONValue {
     /// An ICWS enumeration value as the server sends it.
     public static func enumValue(_ value: some ICWSEnumeration) -> JSONValue { value.json }
 }
+
+/// `Interaction.State` (u) of the contract: the interaction's `Eic_State`
+/// letter as a number. Shared by the daemon (which maps the letter), the
+/// notifier and `icws-bridgectl` (which read the number).
+public enum InteractionState: UInt32, Sendable, CaseIterable {
+    case unknown = 0, offering, alerting, connected, held, messaging, parked, proceeding, suspended, system, disconnected, disconnectedRemotely
+
+    /// From `Eic_State` ("O", "A", "C", …); anything else is `unknown`.
+    public init(code: String) {
+        switch code {
+        case "O": self = .offering
+        case "A": self = .alerting
+        case "C": self = .connected
+        case "H": self = .held
+        case "M": self = .messaging
+        case "P": self = .parked
+        case "R": self = .proceeding
+        case "X": self = .suspended
+        case "S": self = .system
+        case "I": self = .disconnected
+        case "E": self = .disconnectedRemotely
+        default: self = .unknown
+        }
+    }
+
+    /// A number off the bus; one this build does not know is `unknown`.
+    public init(bus value: UInt32) { self = InteractionState(rawValue: value) ?? .unknown }
+
+    /// Rings here (before anyone answered): offering or alerting.
+    public var isRinging: Bool { self == .offering || self == .alerting }
+
+    public var name: String {
+        switch self {
+        case .unknown: return "-"
+        case .offering: return "offering"
+        case .alerting: return "alerting"
+        case .connected: return "connected"
+        case .held: return "held"
+        case .messaging: return "messaging"
+        case .parked: return "parked"
+        case .proceeding: return "proceeding"
+        case .suspended: return "suspended"
+        case .system: return "system"
+        case .disconnected: return "disconnected"
+        case .disconnectedRemotely: return "disconnected (remote)"
+        }
+    }
+}
+
+/// `Interaction.Direction` (u) of the contract, from `Eic_CallDirection`.
+public enum CallDirection: UInt32, Sendable, CaseIterable {
+    case unknown = 0, inbound, outbound
+
+    /// From `Eic_CallDirection` ("I", "O"); anything else is `unknown`.
+    public init(code: String?) {
+        switch code {
+        case "I"?: self = .inbound
+        case "O"?: self = .outbound
+        default: self = .unknown
+        }
+    }
+
+    public init(bus value: UInt32) { self = CallDirection(rawValue: value) ?? .unknown }
+
+    public var name: String {
+        switch self {
+        case .unknown: return ""
+        case .inbound: return "inbound"
+        case .outbound: return "outbound"
+        }
+    }
+}
+
+/// A subscription's health in `Session.Subscriptions` (a{su}) of the contract.
+public enum SubscriptionHealth: UInt32, Sendable, CaseIterable {
+    /// Not made on this session (none wanted, not yet reached, or under way).
+    case none = 0
+    case normal
+    /// The server reported it suspended.
+    case suspended
+    /// The server reported it faulted, or refused it; made again with the backoff.
+    case faulted
+
+    public init(bus value: UInt32) { self = SubscriptionHealth(rawValue: value) ?? .none }
+
+    public var name: String {
+        switch self {
+        case .none: return "none"
+        case .normal: return "normal"
+        case .suspended: return "suspended"
+        case .faulted: return "faulted"
+        }
+    }
+}

@@ -1,14 +1,15 @@
 import BridgeContract
+import ICWSProtocol
 import DBusKit
 
 /// What the notifier keeps of one interaction object of the bridge (contract
 /// v1.1, `io.github.icwsbridge.Bridge1.Interaction`): only the properties a
 /// notification needs, each bounded when it arrives.
 public struct InteractionInfo: Sendable, Equatable {
-    /// `State` (u): 1 offering, 2 alerting, … (0 unknown).
-    public var state: UInt32 = 0
-    /// `Direction` (u): 1 inbound, 2 outbound (0 unknown).
-    public var direction: UInt32 = 0
+    /// `State` (u).
+    public var state = InteractionState.unknown
+    /// `Direction` (u).
+    public var direction = CallDirection.unknown
     /// `Type` (s): `Eic_ObjectType` as sent, e.g. `Call`.
     public var type = ""
     public var remoteName = ""
@@ -18,7 +19,7 @@ public struct InteractionInfo: Sendable, Equatable {
     /// bridge's `interactions-attributes` asks for it.
     public var queue = ""
 
-    public init(state: UInt32 = 0, direction: UInt32 = 0, type: String = "", remoteName: String = "", remoteAddress: String = "", queue: String = "") {
+    public init(state: InteractionState = .unknown, direction: CallDirection = .unknown, type: String = "", remoteName: String = "", remoteAddress: String = "", queue: String = "") {
         self.state = state
         self.direction = direction
         self.type = type
@@ -30,8 +31,8 @@ public struct InteractionInfo: Sendable, Equatable {
     /// The attributes a queue name is read from, in order of preference.
     public static let queueAttributes = ["Eic_WorkgroupName", "Eic_QueueName"]
 
-    /// Ringing here: offering (1) or alerting (2), and inbound, as the contract says.
-    public var isAlerting: Bool { (state == 1 || state == 2) && direction == 1 }
+    /// Ringing here: offering or alerting, and inbound, as the contract says.
+    public var isAlerting: Bool { state.isRinging && direction == .inbound }
 
     /// Applies properties as `GetManagedObjects`, `InterfacesAdded` or
     /// `PropertiesChanged` carry them (`a{sv}`). A property of the wrong type
@@ -41,8 +42,8 @@ public struct InteractionInfo: Sendable, Equatable {
         for (name, raw) in entries {
             let value = raw.unwrapped
             switch name {
-            case Contract.Interaction.state.name: if case .uint32(let u) = value { state = u }
-            case Contract.Interaction.direction.name: if case .uint32(let u) = value { direction = u }
+            case Contract.Interaction.state.name: if case .uint32(let u) = value { state = InteractionState(bus: u) }
+            case Contract.Interaction.direction.name: if case .uint32(let u) = value { direction = CallDirection(bus: u) }
             case Contract.Interaction.type.name: if case .string(let s) = value { type = NotificationText.bounded(s) }
             case Contract.Interaction.remoteName.name: if case .string(let s) = value { remoteName = NotificationText.bounded(s) }
             case Contract.Interaction.remoteAddress.name: if case .string(let s) = value { remoteAddress = NotificationText.bounded(s) }

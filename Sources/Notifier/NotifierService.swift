@@ -1,4 +1,5 @@
 import BridgeContract
+import ICWSProtocol
 import DBusKit
 import Logging
 
@@ -308,8 +309,7 @@ public final class NotifierService: Sendable {
             do {
                 // The notification server's signal and the bridge's may cross:
                 // ask the bridge whether the call still rings before acting on it.
-                let s = try await interaction.state(timeout: timeout)
-                guard s == 1 || s == 2 else {
+                guard InteractionState(bus: try await interaction.state(timeout: timeout)).isRinging else {
                     logger.notice("\(what) skipped: the call no longer rings", metadata: ["interaction": "\(id(path))"])
                     return
                 }

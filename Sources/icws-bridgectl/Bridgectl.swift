@@ -214,8 +214,9 @@ struct Status: BridgeCommand {
         print("Reconnects: \(session["ReconnectCount"]?.uint32Value ?? 0)")
         // A subscription that is not normal (2 suspended, 3 faulted) is named.
         let unwell = (session["Subscriptions"]?.dictEntries ?? []).compactMap { e -> String? in
-            guard let code = e.1.uint32Value, code >= 2 else { return nil }
-            return "\(e.0) \(code == 2 ? "suspended" : "faulted")"
+            guard let code = e.1.uint32Value else { return nil }
+            let health = SubscriptionHealth(bus: code)
+            return health == .suspended || health == .faulted ? "\(e.0) \(health.name)" : nil
         }
         if !unwell.isEmpty { print("Subscriptions: \(unwell.joined(separator: ", "))") }
         let statusId = agent["StatusId"]?.stringValue ?? ""
@@ -476,8 +477,6 @@ struct Call {
     var path: String
     var properties: DBusValue
 
-    static let states = ["-", "offering", "alerting", "connected", "held", "messaging", "parked", "proceeding", "suspended", "system", "disconnected", "disconnected (remote)"]
-    static let directions = ["", "inbound", "outbound"]
 
     static func id(fromPath path: String) -> String {
         path.hasPrefix(BridgeNames.interactionPrefix) ? String(path.dropFirst(BridgeNames.interactionPrefix.count)) : path
@@ -485,15 +484,15 @@ struct Call {
 
     /// A property as `monitor` shows it (State by name).
     static func describe(_ p: (String, DBusValue)) -> String {
-        if p.0 == "State", let u = p.1.uint32Value { return Int(u) < states.count ? states[Int(u)] : "\(u)" }
-        if p.0 == "Direction", let u = p.1.uint32Value { return Int(u) < directions.count ? directions[Int(u)] : "\(u)" }
+        if p.0 == Contract.Interaction.state.name, let u = p.1.uint32Value { return InteractionState(rawValue: u)?.name ?? "\(u)" }
+        if p.0 == Contract.Interaction.direction.name, let u = p.1.uint32Value { return CallDirection(rawValue: u)?.name ?? "\(u)" }
         return Render.text(p.1)
     }
 
     var line: String {
         let p = properties
-        let state = p["State"]?.uint32Value.map { Int($0) < Self.states.count ? Self.states[Int($0)] : "\($0)" } ?? "-"
-        let direction = p["Direction"]?.uint32Value.map { Int($0) < Self.directions.count ? Self.directions[Int($0)] : "" } ?? ""
+        let state = p["State"]?.uint32Value.map { InteractionState(rawValue: $0)?.name ?? "\($0)" } ?? "-"
+        let direction = p["Direction"]?.uint32Value.map { CallDirection(bus: $0).name } ?? ""
         var text = "call \(Render.word(p["Id"]?.stringValue ?? Self.id(fromPath: path))) \(Render.word(p["Type"]?.stringValue)) \(state)"
         if !direction.isEmpty { text += " \(direction)" }
         text += " \(Render.quote(p["RemoteName"]?.stringValue ?? "")) \(Render.word(p["RemoteAddress"]?.stringValue))"

@@ -42,7 +42,12 @@ import Testing
         let odd = InteractionEntry(id: "2", attributes: [("Eic_State", "Z"), ("Eic_Capabilities", "12345678901234"), ("Eic_Muted", "true")])
         let o = Dictionary(uniqueKeysWithValues: ContractMaps.interactionProperties(odd).map { ($0.0.name, $0.1) })
         #expect(o["State"] == .uint32(0) && o["StateCode"] == .string("Z") && o["Capabilities"] == .uint32(0) && o["Muted"] == .bool(false))
-        #expect(ContractMaps.interactionStates.count == 11)
+        // Every letter of the contract's State list, and the number the XML gives it.
+        let letters = ["O", "A", "C", "H", "M", "P", "R", "X", "S", "I", "E"]
+        #expect(letters.enumerated().allSatisfy { InteractionState(code: $0.element).rawValue == UInt32($0.offset + 1) })
+        #expect(InteractionState(code: "Z") == .unknown && InteractionState(bus: 99) == .unknown)
+        #expect(CallDirection(code: "I") == .inbound && CallDirection(code: "O") == .outbound && CallDirection(code: nil) == .unknown)
+        #expect(SubscriptionHealth(bus: 3) == .faulted && SubscriptionHealth(bus: 7) == .none)
     }
 
     @Test func pathsEscapeEveryByteOutsideLettersAndDigits() {
