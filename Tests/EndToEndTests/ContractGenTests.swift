@@ -1,4 +1,7 @@
+import BridgeContract
+import DBusKit
 import Foundation
+import Logging
 import Testing
 import TestSupport
 
@@ -70,5 +73,47 @@ import TestSupport
             #expect(r.status == 1)
             #expect(r.stderr.contains("dbus-contract-gen:") && r.stderr.contains(reason), "\(r.stderr)")
         }
+    }
+
+    /// Whoever owns the bridge's name may answer anything: the generated
+    /// proxies (what icws-bridgectl and the notifier call) read replies and
+    /// properties of the wrong type as a clear error, never as a default.
+    @Test func aPeerThatAnswersTheWrongTypesIsAClearError() async throws {
+        let bus = try PrivateBus()
+        defer { bus.stop() }
+        let logger = Logger(label: "contract-gen-tests")
+        let impostor = try await BusConnection.connect(.address(bus.address), logger: logger)
+        defer { impostor.close() }
+        let station = BridgeNames.station
+        let xml = """
+            <node><interface name="\(station)">
+              <method name="GetSipCredentials"><arg name="n" type="u" direction="out"/></method>
+              <property name="Connected" type="s" access="read"/>
+            </interface></node>
+            """
+        let object = BusObject(path: BridgeNames.objectPath, interfaces: try InterfaceDescription.parse(xml: xml))
+        object.onMethod(station, "GetSipCredentials") { _ throws(BusError) in [.uint32(7)] }
+        try object.setProperties(station, [("Connected", .string("yes"))])
+        impostor.export(object)
+        try await impostor.requestName(BridgeNames.busName)
+
+        let client = try await BusConnection.connect(.address(bus.address), logger: logger)
+        defer { client.close() }
+        let proxy = StationProxy(client)
+        do {
+            let r = try await proxy.getSipCredentials(timeout: .seconds(5))
+            Issue.record("a reply of the wrong type was taken: \(r)")
+        } catch {
+            #expect(error.message == "the reply of GetSipCredentials is not (sss)", "\(error)")
+        }
+        do {
+            let r = try await proxy.connected(timeout: .seconds(5))
+            Issue.record("a property of the wrong type was taken: \(r)")
+        } catch {
+            #expect(error.message == "Connected is not b", "\(error)")
+        }
+        let cli = try await runCommand([binary("icws-bridgectl"), "sip-credentials", "--bus", bus.address, "--timeout", "5"])
+        #expect(cli.status == 1 && cli.stderr.contains("the reply of GetSipCredentials is not (sss)"), "\(cli.status) \(cli.stderr)")
+        #expect(!cli.stdout.contains("password="), "nothing printed as if it were credentials")
     }
 }
