@@ -6,7 +6,7 @@ import Synchronization
 /// Puts the ICWS session on the bus: supervisor events become properties and
 /// signals (one signal per ICWS message, in arrival order), bus methods become
 /// ICWS calls that reply once the server answered.
-public final class BridgeService: Sendable {
+public final class BridgeService: SupervisorEventSink {
     public let object: BusObject
     let supervisor: SessionSupervisor
     let connection: BusConnection
@@ -140,14 +140,6 @@ public final class BridgeService: Sendable {
     }
 
     // MARK: Events → bus
-
-    /// Consumes the supervisor's events until they end (when the supervisor
-    /// hands them to `handle` itself, this only waits for its end).
-    public func run() async {
-        for await event in supervisor.events {
-            handle(event)
-        }
-    }
 
     /// Runs `body`, sending what it emits on the bus together at its end
     /// (for the messages of one read of the stream).

@@ -95,8 +95,7 @@ public enum Daemon {
         // before the supervisor runs.
         let relay = EventRelay()
         let supervisor = SessionSupervisor(
-            configuration: config.supervisorConfiguration(password: password), client: client, logger: logger,
-            eventHandler: relay.deliver, batch: relay.batch, outflow: relay.waitForRoom)
+            configuration: config.supervisorConfiguration(password: password), client: client, logger: logger, events: relay)
 
         let connection: BusConnection
         do { connection = try await BusConnection.connect(options.bus, logger: logger) } catch {
@@ -177,13 +176,12 @@ struct SessionService: Service {
     }
 }
 
-/// Turns supervisor events into bus properties and signals.
+/// Keeps the bridge (which the supervisor's events reach through the relay)
+/// until its turn in a graceful shutdown: after the session's, which logs out
+/// and publishes its last state on the way.
 struct BridgeEventsService: Service {
     let bridge: BridgeService
     func run() async throws {
-        await bridge.run()
-        // The events end because the session stopped during a graceful shutdown;
-        // returning before this service's own turn would count as a failure.
         try? await gracefulShutdown()
     }
 }
@@ -279,25 +277,4 @@ func untilGracefulShutdown(_ operation: @Sendable @escaping () async throws -> V
     } catch is CancellationError {
         return
     }
-}
-
-/// Hands the supervisor's events to the bridge, which is made after the supervisor.
-final class EventRelay: Sendable {
-    // The bridge itself, not a closure: a closure behind a Mutex is re-wrapped
-    // in a pair of reabstraction thunks by every `withLock` that passes it
-    // inout, so one read per message grew a chain that overflowed the stack
-    // after some 12,000 messages.
-    private let target = Mutex<BridgeService?>(nil)
-
-    func connect(_ bridge: BridgeService) { target.withLock { $0 = bridge } }
-
-    @Sendable func deliver(_ event: SupervisorEvent) { target.withLock { $0 }?.handle(event) }
-
-    /// The events `body` delivers go to the bus together (one wake-up of its thread).
-    @Sendable func batch(_ body: () -> Void) {
-        if let bridge = target.withLock({ $0 }) { bridge.coalescing(body) } else { body() }
-    }
-
-    /// Returns once the bus has room for more (see `BusConnection.waitForRoom`).
-    @Sendable func waitForRoom() async { await target.withLock({ $0 })?.waitForRoom() }
 }

@@ -75,18 +75,12 @@ public struct SupervisorConfiguration: Sendable {
 public actor SessionSupervisor {
     typealias Machine = SessionMachine
 
-    /// The events, unless an `eventHandler` takes them (then this only ends with `run()`).
-    public nonisolated let events: AsyncStream<SupervisorEvent>
-    private let eventSink: AsyncStream<SupervisorEvent>.Continuation
-    /// Called in order, on the supervisor, for every event: no task hop per message.
-    private let eventHandler: (@Sendable (SupervisorEvent) -> Void)?
-    /// Runs the handling of several messages (those of one read of the
-    /// stream): the events it publishes may be sent on together.
-    private let batch: (@Sendable (() -> Void) -> Void)?
-    /// Awaited after each read's messages are handed on, before the next
-    /// read: returns once the bus side has room again, so that a server
-    /// faster than the bus is held back by TCP instead of filling memory.
-    private let outflow: (@Sendable () async -> Void)?
+    /// Where every event goes, in order, on the supervisor: no task hop per
+    /// message. It also runs the handling of one read's messages (so that
+    /// what they publish is sent on together), and is awaited after each
+    /// read before the next, so that a server faster than the bus is held
+    /// back by TCP instead of filling memory.
+    private let sink: any SupervisorEventSink
     private let client: ICWSClient
     private let clock: any SupervisorClock
     private let random: (@Sendable () -> Double)?
@@ -110,18 +104,14 @@ public actor SessionSupervisor {
     public init(
         configuration: SupervisorConfiguration, client: ICWSClient, clock: any SupervisorClock = SystemSupervisorClock(),
         random: (@Sendable () -> Double)? = nil, units: [SubscriptionUnit] = SubscriptionUnit.standard, logger: Logger,
-        eventHandler: (@Sendable (SupervisorEvent) -> Void)? = nil, batch: (@Sendable (() -> Void) -> Void)? = nil,
-        outflow: (@Sendable () async -> Void)? = nil
+        events sink: any SupervisorEventSink
     ) {
-        self.eventHandler = eventHandler
-        self.batch = batch
-        self.outflow = outflow
+        self.sink = sink
         self.client = client
         self.clock = clock
         self.random = random
         self.logger = logger
         machine = Machine(configuration: configuration, units: units)
-        (events, eventSink) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
     }
 
     // MARK: Commands
@@ -211,14 +201,13 @@ public actor SessionSupervisor {
         } onCancel: {
             Task { await self.handle(.shutdown) }
         }
-        eventSink.finish()
     }
 
     /// The messages of one read, one after the other, in one turn of the
     /// actor, inside `batch` (which lets the bus side send them with one wake-up).
     private func handle(messages: [Result<ICWSMessage, MessageDecodeError>], of e: Machine.Epoch) {
         let run = { for m in messages { self.handle(.message(e, m)) } }
-        if let batch { batch(run) } else { run() }
+        sink.coalescing(run)
     }
 
     private func handle(_ event: Machine.Event) {
@@ -256,11 +245,11 @@ public actor SessionSupervisor {
             let source = MessageSource(
                 client: client, sse: sse, pollInterval: c.pollInterval, stallTimeout: c.stallTimeout,
                 maxEventBytes: c.maxEventBytes)
-            let outflow = self.outflow
+            let sink = self.sink
             spawn(epoch: e) {
                 let error = await source.run(s, opened: { await self.handle(.streamOpened(e)) }) { messages in
                     await self.handle(messages: messages, of: e)
-                    await outflow?()
+                    await sink.waitForRoom()
                 }
                 return .streamEnded(e, error)
             }
@@ -306,7 +295,7 @@ public actor SessionSupervisor {
                 work[id] = nil
             }
         case .publish(let event):
-            if let eventHandler { eventHandler(event) } else { eventSink.yield(event) }
+            sink.handle(event)
         case .replyStation(let t, let result):
             stationWaiters.removeValue(forKey: t)?.resume(returning: result)
         case .completeDisconnect(let t):

@@ -17,7 +17,6 @@ struct BridgeRig {
     let bridge: BridgeService
     let client: BusConnection
     let signals: AsyncStream<SignalMessage>
-    let bridgeTask: Task<Void, Never>
     var sim: ICWSSimulator { harness.sim }
 
     static func start(_ configureSim: (inout SimulatorConfiguration) -> Void = { _ in }) async throws -> BridgeRig {
@@ -30,13 +29,12 @@ struct BridgeRig {
         let client = try await BusConnection.connect(.address(bus.address), logger: Logger(label: "client"))
         try await client.addMatch("type='signal',sender='\(BridgeNames.busName)'")
         let signals = client.signals()
-        let task = Task { await bridge.run() }
-        return BridgeRig(harness: harness, bus: bus, server: server, bridge: bridge, client: client, signals: signals, bridgeTask: task)
+        harness.relay.connect(bridge)
+        return BridgeRig(harness: harness, bus: bus, server: server, bridge: bridge, client: client, signals: signals)
     }
 
     func stop() async {
         await harness.stop()
-        await bridgeTask.value
         client.close()
         server.close()
         bus.stop()

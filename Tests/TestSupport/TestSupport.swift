@@ -75,29 +75,22 @@ public func eventually(
     throw TimeoutError(description: "timed out waiting for \(what)")
 }
 
-/// Collects a supervisor's events as they come.
-public final class EventLog: Sendable {
+/// Collects a supervisor's events as they come (the sink of its relay).
+public final class EventLog: SupervisorEventSink {
     private let state = Mutex<(statuses: [SessionStatus], stations: [StationStatus], messages: [ICWSMessage], malformed: [MessageDecodeError])>(([], [], [], []))
-    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
 
-    static let detached = EventLog()
-    private init() {}
+    public init() {}
 
-    public init(_ supervisor: SessionSupervisor) {
-        let t = Task { [weak self] in
-            for await e in supervisor.events {
-                self?.state.withLock { s in
-                    switch e {
-                    case .state(let status, let station):
-                        if s.statuses.last != status { s.statuses.append(status) }
-                        if s.stations.last != station { s.stations.append(station) }
-                    case .message(let m): s.messages.append(m)
-                    case .malformedMessage(let m): s.malformed.append(m)
-                    }
-                }
+    public func handle(_ e: SupervisorEvent) {
+        state.withLock { s in
+            switch e {
+            case .state(let status, let station):
+                if s.statuses.last != status { s.statuses.append(status) }
+                if s.stations.last != station { s.stations.append(station) }
+            case .message(let m): s.messages.append(m)
+            case .malformedMessage(let m): s.malformed.append(m)
             }
         }
-        task.withLock { $0 = t }
     }
 
     public var statuses: [SessionStatus] { state.withLock { $0.statuses } }
@@ -122,6 +115,8 @@ public struct SupervisorHarness: Sendable {
     public let sim: ICWSSimulator
     public let client: ICWSClient
     public let supervisor: SessionSupervisor
+    /// Where the supervisor's events go: `log`, or a sink the test connects.
+    public let relay: EventRelay
     public let clock: ManualClock
     public let log: EventLog
     public let logs: LogCapture
@@ -139,11 +134,14 @@ public struct SupervisorHarness: Sendable {
         config.pollInterval = .milliseconds(20)
         configure(&config)
         let clock = ManualClock()
-        let supervisor = SessionSupervisor(configuration: config, client: client, clock: clock, random: { 0.5 }, logger: logs.logger("icws.session"))
-        // The event stream has one consumer: the log here, or the bridge under test.
-        let log = observeEvents ? EventLog(supervisor) : EventLog.detached
+        let relay = EventRelay()
+        let supervisor = SessionSupervisor(
+            configuration: config, client: client, clock: clock, random: { 0.5 }, logger: logs.logger("icws.session"), events: relay)
+        // The events have one sink: the log here, or the bridge under test (which connects itself to `relay`).
+        let log = EventLog()
+        if observeEvents { relay.connect(log) }
         let task = Task { await supervisor.run() }
-        return SupervisorHarness(sim: sim, client: client, supervisor: supervisor, clock: clock, log: log, logs: logs, task: task)
+        return SupervisorHarness(sim: sim, client: client, supervisor: supervisor, relay: relay, clock: clock, log: log, logs: logs, task: task)
     }
 
     public func waitForState(_ state: SessionState, timeout: Duration = .seconds(10)) async throws {
