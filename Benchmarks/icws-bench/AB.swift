@@ -98,7 +98,19 @@ func runAB(daemonPath: String, otherPath: String, burst: Int, rounds: Int, pytho
                 throw BenchError(message: "\(label(c)) did not start; see \(log)")
             }
             try await Task.sleep(for: .milliseconds(300))
+            // ICWS_AB_PERF=DIR: a perf profile of each contestant's burst (perf report -i DIR/…).
+            var perf: ChildProcess?
+            if let perfDir = ProcessInfo.processInfo.environment["ICWS_AB_PERF"] {
+                perf = try ChildProcess(
+                    ["perf", "record", "-F", "1999", "-g", "-o", "\(perfDir)/\(c)-\(round).perf.data", "-p", String(process.pid)],
+                    environment: ProcessInfo.processInfo.environment, stderrPath: dir.appendingPathComponent("perf-\(c)-\(round).log").path)
+                try await Task.sleep(for: .milliseconds(500))
+            }
             let r = try await burstThrough(sim, pid: process.pid, n: burst)
+            if let perf {
+                perf.signal(SIGINT)
+                _ = await perf.wait(timeout: .seconds(20))
+            }
             cpu[c, default: []].append(r.cpuMs)
             rates[c, default: []].append(r.rate)
             print("  round \(round) \(pad(label(c), 14)) \(String(format: "%6.1f ms CPU per 1,000   %7.0f messages/s", r.cpuMs, r.rate))")
