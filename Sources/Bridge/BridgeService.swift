@@ -65,8 +65,8 @@ public final class BridgeService: SupervisorEventSink {
     private func publishInitialProperties() throws(BusError) {
         try object.setProperties(sessionProperties(SessionStatus()))
         try object.setProperties([
-            (Contract.Station.connected, .bool(false)), (Contract.Station.ready, .bool(false)), (Contract.Station.info, .vardict([])),
-            (Contract.Station.settings, .vardict([])), (Contract.Interactions.alerting, .vardicts([])), (Contract.Users.count, .uint32(0)),
+            Contract.Station.Values.connected(false), Contract.Station.Values.ready(false), Contract.Station.Values.info(.vardict([])),
+            Contract.Station.Values.settings(.vardict([])), Contract.Interactions.Values.alerting(.vardicts([])), Contract.Users.Values.count(0),
         ])
     }
 
@@ -74,13 +74,13 @@ public final class BridgeService: SupervisorEventSink {
         typealias P = Contract.Session
         // Server text (display name, reasons) is cut to one short line here.
         return [
-            (P.state, .uint32(s.state.rawValue)), (P.server, .string(s.server)), (P.userId, .string(s.userId.singleLine(maxBytes: 1024))),
-            (P.userDisplayName, .string(s.userDisplayName.singleLine(maxBytes: 1024))), (P.messagingMode, .string(s.messagingMode)),
-            (P.lastError, .string(s.lastError.singleLine(maxBytes: 2048))), (P.reconnectCount, .uint32(s.reconnectCount)),
-            (P.features, .dict(key: "s", value: "u", s.features.sorted { $0.key < $1.key }.prefix(256).map {
+            P.Values.state(s.state.rawValue), P.Values.server(s.server), P.Values.userId(s.userId.singleLine(maxBytes: 1024)),
+            P.Values.userDisplayName(s.userDisplayName.singleLine(maxBytes: 1024)), P.Values.messagingMode(s.messagingMode),
+            P.Values.lastError(s.lastError.singleLine(maxBytes: 2048)), P.Values.reconnectCount(s.reconnectCount),
+            P.Values.features(.dict(key: "s", value: "u", s.features.sorted { $0.key < $1.key }.prefix(256).map {
                 .init(.string($0.key.singleLine(maxBytes: 256)), .uint32(UInt32(clamping: $0.value)))
             })),
-            (P.subscriptions, .dict(key: "s", value: "u", s.subscriptions.sorted { $0.key < $1.key }.map { .init(.string($0.key), .uint32($0.value)) })),
+            P.Values.subscriptions(.dict(key: "s", value: "u", s.subscriptions.sorted { $0.key < $1.key }.map { .init(.string($0.key), .uint32($0.value)) })),
         ]
     }
 
@@ -161,8 +161,8 @@ public final class BridgeService: SupervisorEventSink {
                 // Only what changed goes out (`setProperties` compares with what the bus has).
                 try object.setProperties(
                     sessionProperties(s) + [
-                        (Contract.Station.connected, .bool(st.connected)), (Contract.Station.ready, .bool(st.ready)),
-                        (Contract.Station.settings, ContractMaps.settings(st.requested)),
+                        Contract.Station.Values.connected(st.connected), Contract.Station.Values.ready(st.ready),
+                        Contract.Station.Values.settings(ContractMaps.settings(st.requested)),
                     ])
                 statusObserver?(s, st)
             case .message(let m):
@@ -187,7 +187,7 @@ public final class BridgeService: SupervisorEventSink {
                 if m.isDelta { s.stationInfo.apply(delta: m.newStationInfo) } else { s.stationInfo = m.newStationInfo }
                 return s.stationInfo
             }
-            try object.setProperty(Contract.Station.info, ContractMaps.stationInfo(info))
+            try object.setProperties([Contract.Station.Values.info(ContractMaps.stationInfo(info))])
         case .interactionAlerting(let m):
             let (changed, count) = state.withLock { s -> (Bool, Int) in
                 (s.alerting.apply(m), s.alerting.count)
@@ -199,7 +199,7 @@ public final class BridgeService: SupervisorEventSink {
                 s.users.apply(m)
                 return s.users.count
             }
-            try object.setProperty(Contract.Users.count, .uint32(UInt32(clamping: count)))
+            try object.setProperties([Contract.Users.Values.count(UInt32(clamping: count))])
         case .queueContents(let m):
             try interactions.apply(m)
         case .userStatus, .statusMessages, .statusAccess, .asyncOperationCompleted:
@@ -223,7 +223,7 @@ public final class BridgeService: SupervisorEventSink {
         if count <= BusLimits.propertyValueEntries {
             let value = Emission.alertingValue(state.withLock { $0.alerting })
             if value.encodedSizeBound <= BusLimits.propertyValueBytes {
-                try object.setProperty(Contract.Interactions.alerting, value)
+                try object.setProperties([Contract.Interactions.Values.alerting(value)])
                 return
             }
         }

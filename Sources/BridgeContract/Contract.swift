@@ -98,7 +98,8 @@ extension BusObject {
     /// Emits a signal of the contract.
     public func emit(_ spec: SignalSpec, _ arguments: [DBusValue]) throws(BusError) { try emit(spec.interface, spec.name, arguments) }
 
-    /// Sets properties of the contract (one `PropertiesChanged` per interface).
+    /// Sets properties of the contract (one `PropertiesChanged` per interface),
+    /// each made by its typed constructor (`Contract.Station.Values.ready(true)`).
     public func setProperties(_ values: [(PropertySpec, DBusValue)]) throws(BusError) {
         var byInterface: [(String, [(String, DBusValue)])] = []
         for (spec, value) in values {
@@ -111,5 +112,4 @@ extension BusObject {
         for (interface, pairs) in byInterface { try setProperties(interface, pairs) }
     }
 
-    public func setProperty(_ spec: PropertySpec, _ value: DBusValue) throws(BusError) { try setProperty(spec.interface, spec.name, value) }
 }

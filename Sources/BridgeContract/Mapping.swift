@@ -352,15 +352,15 @@ extension ContractMaps {
     public static func interactionProperties(_ e: InteractionEntry) -> [(PropertySpec, DBusValue)] {
         typealias P = Contract.Interaction
         var budget = EntryBudget()
-        func text(_ name: String) -> DBusValue { .string(budget.string(e[name] ?? "")) }
+        func text(_ name: String) -> String { budget.string(e[name] ?? "") }
         let code = e["Eic_State"] ?? ""
         return [
-            (P.id, .string(budget.string(e.id))), (P.type, text("Eic_ObjectType")), (P.state, .uint32(InteractionState(code: code).rawValue)),
-            (P.stateCode, .string(budget.string(code))), (P.direction, .uint32(CallDirection(code: e["Eic_CallDirection"]).rawValue)), (P.remoteName, text("Eic_RemoteName")),
-            (P.remoteAddress, text("Eic_RemoteAddress")), (P.muted, .bool(e["Eic_Muted"] == "1")),
-            (P.capabilities, .uint32(e["Eic_Capabilities"].flatMap { UInt32($0) } ?? 0)), (P.conferenceId, text("Eic_ConferenceId")),
-            (P.initiationTime, text("Eic_InitiationTime")),
-            (P.attributes, .stringDict(e.attributes.map { ($0.0, budget.string($0.1)) })),
+            P.Values.id(budget.string(e.id)), P.Values.type(text("Eic_ObjectType")), P.Values.state(InteractionState(code: code).rawValue),
+            P.Values.stateCode(budget.string(code)), P.Values.direction(CallDirection(code: e["Eic_CallDirection"]).rawValue), P.Values.remoteName(text("Eic_RemoteName")),
+            P.Values.remoteAddress(text("Eic_RemoteAddress")), P.Values.muted(e["Eic_Muted"] == "1"),
+            P.Values.capabilities(e["Eic_Capabilities"].flatMap { UInt32($0) } ?? 0), P.Values.conferenceId(text("Eic_ConferenceId")),
+            P.Values.initiationTime(text("Eic_InitiationTime")),
+            P.Values.attributes(e.attributes.map { ($0.0, budget.string($0.1)) }),
         ]
     }
 }
@@ -372,15 +372,15 @@ extension ContractMaps {
         let cur = c.current
         let entry = cur.flatMap { c.status($0.statusId) }
         return [
-            (P.statusId, .string((cur?.statusId ?? "").singleLine(maxBytes: 1024))),
-            (P.statusText, .string((entry?.messageText ?? cur?.statusId ?? "").singleLine(maxBytes: 1024))),
-            (P.notes, .string((cur?.notes ?? "").singleLine(maxBytes: 4096))),
-            (P.forwardNumber, .string((cur?.forwardNumber ?? "").singleLine(maxBytes: 1024))),
-            (P.changed, .int64(cur?.statusChanged.flatMap(unixSeconds) ?? 0)),
-            (P.loggedIn, .bool(cur?.loggedIn ?? false)), (P.onPhone, .bool(cur?.onPhone ?? false)),
-            (P.isAcd, .bool(entry?.flag("isAcdStatus") ?? false)), (P.isDoNotDisturb, .bool(entry?.flag("isDoNotDisturbStatus") ?? false)),
-            (P.isAfterCallWork, .bool(entry?.flag("isAfterCallWorkStatus") ?? false)),
-            (P.selectable, .vardicts(c.selectable.map(selectableEntry))),
+            P.Values.statusId((cur?.statusId ?? "").singleLine(maxBytes: 1024)),
+            P.Values.statusText((entry?.messageText ?? cur?.statusId ?? "").singleLine(maxBytes: 1024)),
+            P.Values.notes((cur?.notes ?? "").singleLine(maxBytes: 4096)),
+            P.Values.forwardNumber((cur?.forwardNumber ?? "").singleLine(maxBytes: 1024)),
+            P.Values.changed(cur?.statusChanged.flatMap(unixSeconds) ?? 0),
+            P.Values.loggedIn(cur?.loggedIn ?? false), P.Values.onPhone(cur?.onPhone ?? false),
+            P.Values.isAcd(entry?.flag("isAcdStatus") ?? false), P.Values.isDoNotDisturb(entry?.flag("isDoNotDisturbStatus") ?? false),
+            P.Values.isAfterCallWork(entry?.flag("isAfterCallWorkStatus") ?? false),
+            P.Values.selectable(.vardicts(c.selectable.map(selectableEntry))),
         ]
     }
 

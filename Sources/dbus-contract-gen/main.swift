@@ -204,6 +204,17 @@ for f in files {
         out += "        public static let methods: [MethodSpec] = [\(i.methods.map { constant($0.name, "Method") }.joined(separator: ", "))]\n"
         out += "        public static let signals: [SignalSpec] = [\(i.signals.map { constant($0.name, "Signal") }.joined(separator: ", "))]\n"
         out += "        public static let properties: [PropertySpec] = [\(i.properties.map { constant($0.name, "Property") }.joined(separator: ", "))]\n"
+        if !i.properties.isEmpty {
+            // Typed property values: `Contract.Station.Values.connected(true)` can only be a `b`.
+            out += "        /// Each property with a value of its own type, for `BusObject.setProperties`.\n"
+            out += "        public enum Values {\n"
+            for p in i.properties {
+                let t = SwiftType.of(p.type)
+                let name = identifier(lowerCamel(p.name))
+                out += "            public static func \(name)(_ value: \(t.name)) -> (PropertySpec, DBusValue) { (\(ns).\(constant(p.name, "Property")), \(t.encode("value"))) }\n"
+            }
+            out += "        }\n"
+        }
         out += "    }\n}\n"
 
         // The handler protocol and its binding.

@@ -48,6 +48,9 @@ import TestSupport
         #expect(swift.contains(#"public static let changedSignal = SignalSpec(interface: interface, name: "Changed", signature: "as")"#))
         #expect(swift.contains(#"public static let changedProperty = PropertySpec(interface: interface, name: "Changed", type: "x")"#))
         #expect(swift.contains("public static let `default` = PropertySpec"), "a keyword is escaped")
+        // Typed property values: a property can only be given a value of its type.
+        #expect(swift.contains("public static func changed(_ value: Int64) -> (PropertySpec, DBusValue) { (Widget.changedProperty, .int64(value)) }"))
+        #expect(swift.contains("public static func labels(_ value: [(String, String)]) -> (PropertySpec, DBusValue) { (Widget.labels, DBusValue.stringDict(value)) }"))
         // The handler protocol: typed arguments, a tuple for several results.
         #expect(swift.contains("public protocol WidgetHandler: Sendable {"))
         #expect(swift.contains("func getSipCredentials(_ forUser: String, _ flags: DBusValue) async throws(BusError) -> (String, UInt32)"))
