@@ -20,14 +20,14 @@ extension BusConnection {
     /// validation, on the calling thread) and the bus thread sends it with
     /// `dbus_connection_send`, in order with all other work. Nothing of ours
     /// writes to libdbus's socket.
-    func send(wire bytes: [UInt8]) throws(BusError) {
+    func send(wire bytes: consuming [UInt8]) throws(BusError) {
         guard bytes.count >= 16 else { throw .invalidArgs("not a message: \(bytes.count) bytes") }
         // A parsed message needs a serial, and libdbus keeps the one it finds.
         // These are in the upper half of the range, away from libdbus's own
         // counter (which starts at 1): only replies refer to a serial, and
         // nothing replies to a signal.
         let serial = 0x8000_0000 | (wireSerials.wrappingAdd(1, ordering: .relaxed).newValue & 0x7FFF_FFFF)
-        var bytes = bytes
+        var bytes = bytes  // moved, not copied: the caller hands its only reference over
         let parsed = bytes.withUnsafeMutableBytes { b -> Result<OpaquePointer, BusError> in
             b.storeBytes(of: serial.littleEndian, toByteOffset: 8, as: UInt32.self)
             return Self.parse(wire: UnsafeRawBufferPointer(b))
