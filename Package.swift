@@ -131,7 +131,12 @@ let package = Package(
             ],
             path: "Benchmarks/icws-bench"),
         .target(name: "FuzzTargets", dependencies: ["ICWSProtocol", "BridgeContract", "DBusKit"], path: "Tests/Fuzz/Targets"),
-        .executableTarget(name: "icws-fuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Driver"),
+        // scripts/fuzz instruments every module (address sanitizer and libFuzzer's
+        // coverage) and links libFuzzer into this one binary only: linked into the
+        // contract generator (a build tool with its own main) it would not link.
+        .executableTarget(
+            name: "icws-fuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Driver",
+            linkerSettings: Context.environment["ICWS_FUZZ_BUILD"] == nil ? [] : [.unsafeFlags(["-sanitize=fuzzer,address"])]),
         .target(
             name: "TestSupport",
             dependencies: ["ICWSSimulator", "ICWS", "DBusKit", .product(name: "Logging", package: "swift-log")],

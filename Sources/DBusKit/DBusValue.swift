@@ -311,7 +311,7 @@ extension DBusValue {
         case .signature(let s): return text(TypeCode.signature, s)
         case .array(let e, let items):
             return container(TypeCode.array, e) { sub in items.allSatisfy { $0.append(to: &sub) } }
-        case .dict(let k, let v, let entries):
+        case .dict(_, _, let entries):
             // "a{kv}" less its "a" (a literal for the common shapes, see `signature`).
             return container(TypeCode.array, String(signature.dropFirst())) { sub in
                 entries.allSatisfy { entry in
