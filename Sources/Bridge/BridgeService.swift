@@ -11,7 +11,8 @@ public final class BridgeService: SupervisorEventSink {
     let supervisor: SessionSupervisor
     let connection: BusConnection
     let logger: Logger
-    private let state = Mutex(State())
+    /// The one model of what the main object shows (its properties are read from it).
+    private let state = Mutex(BridgeModel())
     /// The agent's own interactions as objects (contract v1.1).
     let interactions: InteractionObjects
     /// The agent's user status (contract v1.1).
@@ -21,14 +22,6 @@ public final class BridgeService: SupervisorEventSink {
     /// Told how many entries each piece of work handled: 1 for most messages,
     /// the number of users for a users message or a GetUsers reply.
     private let workObserver: (@Sendable (Int) -> Void)?
-
-    struct State {
-        var alerting = AlertingCache()
-        var users = UsersCache()
-        /// `Station.Info`: the last snapshot with every delta since merged into it.
-        var stationInfo = StationInformation()
-        var signalsEmitted: UInt64 = 0
-    }
 
     public init(
         supervisor: SessionSupervisor, connection: BusConnection, logger: Logger,
@@ -45,8 +38,13 @@ public final class BridgeService: SupervisorEventSink {
         object = BusObject(path: BridgeNames.objectPath, interfaces: interfaces)
         interactions = try InteractionObjects(connection: connection, main: object, supervisor: supervisor, logger: logger)
         status = StatusService(main: object, supervisor: supervisor, logger: logger, completionTimeout: completionTimeout)
-        try publishInitialProperties()
-        try status.publishInitial()
+        // No store of values in the object: Get and GetAll read the model (and
+        // the status service for `Status`), on demand.
+        object.readProperties { [weak self] interface, name in
+            guard let self else { return nil }
+            if interface == BridgeNames.status { return self.status.property(name) }
+            return self.state.withLock { $0.property(interface, name) }
+        }
         installHandlers()
         // Every method of the XML is served (the typed handler protocols make
         // this a build error; this holds any hand-bound rest), or the daemon does not start.
@@ -61,28 +59,6 @@ public final class BridgeService: SupervisorEventSink {
     }
 
     public var signalsEmitted: UInt64 { state.withLock { $0.signalsEmitted } }
-
-    private func publishInitialProperties() throws(BusError) {
-        try object.setProperties(sessionProperties(SessionStatus()))
-        try object.setProperties([
-            Contract.Station.Values.connected(false), Contract.Station.Values.ready(false), Contract.Station.Values.info(.vardict([])),
-            Contract.Station.Values.settings(.vardict([])), Contract.Interactions.Values.alerting(.vardicts([])), Contract.Users.Values.count(0),
-        ])
-    }
-
-    private func sessionProperties(_ s: SessionStatus) -> [(PropertySpec, DBusValue)] {
-        typealias P = Contract.Session
-        // Server text (display name, reasons) is cut to one short line here.
-        return [
-            P.Values.state(s.state.rawValue), P.Values.server(s.server), P.Values.userId(s.userId.singleLine(maxBytes: 1024)),
-            P.Values.userDisplayName(s.userDisplayName.singleLine(maxBytes: 1024)), P.Values.messagingMode(s.messagingMode),
-            P.Values.lastError(s.lastError.singleLine(maxBytes: 2048)), P.Values.reconnectCount(s.reconnectCount),
-            P.Values.features(.dict(key: "s", value: "u", s.features.sorted { $0.key < $1.key }.prefix(256).map {
-                .init(.string($0.key.singleLine(maxBytes: 256)), .uint32(UInt32(clamping: $0.value)))
-            })),
-            P.Values.subscriptions(.dict(key: "s", value: "u", s.subscriptions.sorted { $0.key < $1.key }.map { .init(.string($0.key), .uint32($0.value)) })),
-        ]
-    }
 
     // MARK: Methods
 
@@ -158,12 +134,8 @@ public final class BridgeService: SupervisorEventSink {
                 status.setUser(s.userId)
                 // Stopped (not reconnecting): the calls of the ended session are gone.
                 if s.state == .stopped, interactions.count > 0 { try interactions.removeAll() }
-                // Only what changed goes out (`setProperties` compares with what the bus has).
-                try object.setProperties(
-                    sessionProperties(s) + [
-                        Contract.Station.Values.connected(st.connected), Contract.Station.Values.ready(st.ready),
-                        Contract.Station.Values.settings(ContractMaps.settings(st.requested)),
-                    ])
+                // Only what changed goes out: the model compares its renderings.
+                try object.announce(state.withLock { $0.apply(s, st) })
                 statusObserver?(s, st)
             case .message(let m):
                 defer { workObserver?(m.entryCount) }
@@ -183,11 +155,12 @@ public final class BridgeService: SupervisorEventSink {
         }
         switch message {
         case .stationConnectionStateChange(let m):
-            let info = state.withLock { s -> StationInformation in
-                if m.isDelta { s.stationInfo.apply(delta: m.newStationInfo) } else { s.stationInfo = m.newStationInfo }
-                return s.stationInfo
-            }
-            try object.setProperties([Contract.Station.Values.info(ContractMaps.stationInfo(info))])
+            try object.announce(
+                state.withLock { model in
+                    model.update([.station]) { model in
+                        if m.isDelta { model.stationInfo.apply(delta: m.newStationInfo) } else { model.stationInfo = m.newStationInfo }
+                    }
+                })
         case .interactionAlerting(let m):
             let (changed, count) = state.withLock { s -> (Bool, Int) in
                 (s.alerting.apply(m), s.alerting.count)
@@ -195,11 +168,7 @@ public final class BridgeService: SupervisorEventSink {
             // Nothing changed (a stop for a call not alerting here): no PropertiesChanged.
             if changed { try publishAlerting(count: count) }
         case .users(let m):
-            let count = state.withLock { s -> Int in
-                s.users.apply(m)
-                return s.users.count
-            }
-            try object.setProperties([Contract.Users.Values.count(UInt32(clamping: count))])
+            try object.announce(state.withLock { model in model.update([.users]) { $0.users.apply(m) } })
         case .queueContents(let m):
             try interactions.apply(m)
         case .userStatus, .statusMessages, .statusAccess, .asyncOperationCompleted:
@@ -223,12 +192,11 @@ public final class BridgeService: SupervisorEventSink {
         if count <= BusLimits.propertyValueEntries {
             let value = Emission.alertingValue(state.withLock { $0.alerting })
             if value.encodedSizeBound <= BusLimits.propertyValueBytes {
-                try object.setProperties([Contract.Interactions.Values.alerting(value)])
+                try object.announce([Contract.Interactions.Values.alerting(value)])
                 return
             }
         }
-        try object.invalidateProperty(Contract.Interactions.alerting.interface, Contract.Interactions.alerting.name) { [weak self] in
-            Emission.alertingValue(self?.state.withLock { $0.alerting } ?? AlertingCache())
-        }
+        // Get and GetAll read it from the model.
+        try object.announce(Contract.Interactions.alerting.interface, changed: [], invalidated: [Contract.Interactions.alerting.name])
     }
 }

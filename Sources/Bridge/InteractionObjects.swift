@@ -43,6 +43,10 @@ final class InteractionObjects: Sendable {
         guard m.subscriptionId == SubscriptionUnit.myInteractions else { return }
         // The cache and the set of objects change together, in message order.
         let (changes, removedObjects, addedObjects, changedObjects) = state.withLock { s in
+            // The entries as they were, of the interactions the message names
+            // (what their properties changed from).
+            var old: [String: InteractionEntry] = [:]
+            for q in m.added + m.changed { old[q.interactionId] = s.cache[q.interactionId] }
             let changes = s.cache.apply(m)
             var removed: [BusObject] = []
             for id in changes.removed { if let o = s.objects.removeValue(forKey: id) { removed.append(o) } }
@@ -53,7 +57,7 @@ final class InteractionObjects: Sendable {
                 s.objects[e.id] = object
                 added.append((object, e))
             }
-            let changed = changes.changed.compactMap { e in s.objects[e.id].map { ($0, e) } }
+            let changed = changes.changed.compactMap { e in s.objects[e.id].map { ($0, old[e.id], e) } }
             return (changes, removed, added, changed)
         }
         if changes.ignored > 0 {
@@ -64,15 +68,23 @@ final class InteractionObjects: Sendable {
             try main.emit(Contract.ObjectManager.interfacesRemoved, [.objectPath(o.path), .strings([BridgeNames.interaction])])
         }
         for (o, e) in addedObjects {
-            // The properties are in place before the object is announced.
-            try o.setProperties(ContractMaps.interactionProperties(e))
+            // Its properties are read from the cache, in place before the object is announced.
+            o.readProperties(from: reader(e.id))
             bind(o, id: e.id)
             connection.export(o)
             try main.emit(Contract.ObjectManager.interfacesAdded, [.objectPath(o.path), Self.interfacesValue(o)])
         }
-        for (o, e) in changedObjects {
-            // Only what changed goes out (setProperties compares).
-            try o.setProperties(ContractMaps.interactionProperties(e))
+        for (o, old, e) in changedObjects {
+            // Only what changed goes out.
+            try o.announce(Rendered.changes(from: old.map(ContractMaps.interactionProperties) ?? [], to: ContractMaps.interactionProperties(e)))
+        }
+    }
+
+    /// An interaction object's properties, rendered from its cache entry when read.
+    private func reader(_ id: String) -> BusObject.PropertyReader {
+        { [weak self] interface, name in
+            guard interface == BridgeNames.interaction, let e = self?.state.withLock({ $0.cache[id] }) else { return nil }
+            return Rendered.value(ContractMaps.interactionProperties(e), interface, name)
         }
     }
 
@@ -106,17 +118,17 @@ final class InteractionObjects: Sendable {
     struct CallControl: InteractionHandler {
         let objects: InteractionObjects
         let id: String
-        func pickup() async throws(BusError) { try await objects.action(id, "pickup") }
-        func disconnect() async throws(BusError) { try await objects.action(id, "disconnect") }
-        func hold(_ on: Bool) async throws(BusError) { try await objects.action(id, "hold", body: .object([("on", .bool(on))])) }
-        func mute(_ on: Bool) async throws(BusError) { try await objects.action(id, "mute", body: .object([("on", .bool(on))])) }
+        func pickup() async throws(BusError) { try await objects.action(id, .pickup) }
+        func disconnect() async throws(BusError) { try await objects.action(id, .disconnect) }
+        func hold(_ on: Bool) async throws(BusError) { try await objects.action(id, .hold(on)) }
+        func mute(_ on: Bool) async throws(BusError) { try await objects.action(id, .mute(on)) }
         func sendDigits(_ digits: String) async throws(BusError) {
-            try await objects.action(id, "send-digits", body: .object([("dtmfDigits", .string(try InteractionObjects.digits(digits)))]))
+            try await objects.action(id, .sendDigits(try InteractionObjects.digits(digits)))
         }
         func blindTransfer(_ target: String) async throws(BusError) {
-            try await objects.action(id, "blind-transfer", body: .object([("target", .string(try InteractionObjects.target(target, name: "target")))]))
+            try await objects.action(id, .blindTransfer(target: try InteractionObjects.target(target, name: "target")))
         }
-        func sendToVoicemail() async throws(BusError) { try await objects.action(id, "send-to-voicemail") }
+        func sendToVoicemail() async throws(BusError) { try await objects.action(id, .sendToVoicemail) }
     }
 
     private func bind(_ o: BusObject, id: String) {
@@ -142,9 +154,9 @@ final class InteractionObjects: Sendable {
         return s
     }
 
-    private func action(_ id: String, _ action: String, body: JSONValue? = nil) async throws(BusError) {
+    private func action(_ id: String, _ action: ICWSRequest.InteractionAction) async throws(BusError) {
         do throws(ICWSError) {
-            _ = try await supervisor.request(.post, "/interactions/\(ICWSClient.pathComponent(id))/\(action)", body: body)
+            _ = try await supervisor.request(.interaction(id, action))
         } catch {
             throw Self.busError(error)
         }
@@ -160,14 +172,15 @@ final class InteractionObjects: Sendable {
     /// `Dial(s target, a{sv} options) → o`.
     private func dial(_ target: String, _ options: DBusValue) async throws(BusError) -> String {
         let target = try Self.target(target, name: "target")
-        var body: [(String, JSONValue)] = [("__type", .string("urn:inin.com:interactions:createCallParameters")), ("target", .string(target))]
+        var workgroup: String?
+        var attributes: [(String, String)]?
         for (key, value) in options.dictEntries ?? [] {
             switch (key, value.unwrapped) {
             case ("workgroup", .string(let w)):
-                body.append(("workgroup", .string(try Self.target(w, name: "workgroup"))))
+                workgroup = try Self.target(w, name: "workgroup")
             case ("attributes", .dict(key: "s", value: "s", let entries)):
                 guard entries.count <= 256 else { throw .invalidArgs("option attributes holds more than 256 entries") }
-                body.append(("additionalAttributes", .object(entries.map { ($0.key.stringValue ?? "", .string($0.value.stringValue ?? "")) })))
+                attributes = entries.map { ($0.key.stringValue ?? "", $0.value.stringValue ?? "") }
             case ("workgroup", _), ("attributes", _):
                 throw .invalidArgs("option \(key) has the wrong type (workgroup: s, attributes: a{ss})")
             default:
@@ -175,7 +188,7 @@ final class InteractionObjects: Sendable {
             }
         }
         let answer: JSONValue?
-        do throws(ICWSError) { answer = try await supervisor.request(.post, "/interactions", body: .object(body), accept: [200, 201]) } catch {
+        do throws(ICWSError) { answer = try await supervisor.request(.createCall(target: target, workgroup: workgroup, attributes: attributes)) } catch {
             throw Self.busError(error)
         }
         guard let id = answer?["interactionId"]?.stringValue, let path = BridgeNames.interactionPath(id) else {

@@ -30,8 +30,9 @@ final class StatusService: Sendable {
         Contract.Status.bind(Methods(service: self), to: main)
     }
 
-    func publishInitial() throws(BusError) {
-        try main.setProperties(ContractMaps.statusProperties(StatusCache()))
+    /// A `Status` property now, rendered from the cache (the main object's reader asks here).
+    func property(_ name: String) -> DBusValue? {
+        Rendered.value(ContractMaps.statusProperties(state.withLock { $0.cache }), BridgeNames.status, name)
     }
 
     /// The session's user (status messages of other users are ignored).
@@ -41,18 +42,26 @@ final class StatusService: Sendable {
 
     /// A status message or a completion; true when it was one.
     func handle(_ message: ICWSMessage) throws(BusError) -> Bool {
-        let cache: StatusCache
+        /// The cache before and after `change`.
+        func cache(_ change: (inout StatusCache) -> Void) -> (StatusCache, StatusCache) {
+            state.withLock { s in
+                let before = s.cache
+                change(&s.cache)
+                return (before, s.cache)
+            }
+        }
+        let (before, after): (StatusCache, StatusCache)
         switch message {
-        case .userStatus(let m): cache = state.withLock { $0.cache.apply(m); return $0.cache }
-        case .statusMessages(let m): cache = state.withLock { $0.cache.apply(m); return $0.cache }
-        case .statusAccess(let m): cache = state.withLock { $0.cache.apply(m); return $0.cache }
+        case .userStatus(let m): (before, after) = cache { $0.apply(m) }
+        case .statusMessages(let m): (before, after) = cache { $0.apply(m) }
+        case .statusAccess(let m): (before, after) = cache { $0.apply(m) }
         case .asyncOperationCompleted(let m):
             complete(m.requestId, error: m.error)
             return true
         default: return false
         }
-        // Only what changed goes out (setProperties compares).
-        try main.setProperties(ContractMaps.statusProperties(cache))
+        // Only what changed goes out.
+        try main.announce(Rendered.changes(from: ContractMaps.statusProperties(before), to: ContractMaps.statusProperties(after)))
         return true
     }
 
@@ -84,17 +93,18 @@ final class StatusService: Sendable {
         guard let status = selectable.first(where: { $0.statusId.lowercased() == requested.lowercased() }) else {
             throw .invalidArgs("status \(String(requested.prefix(64)).debugDescription) is not selectable (see Status.Selectable)")
         }
-        var body: [(String, JSONValue)] = [("statusId", .string(status.statusId))]
+        var notes: String?
+        var forwardNumber: String?
         for (key, value) in options.dictEntries ?? [] {
             switch (key, value.unwrapped) {
             case ("notes", .string(let s)):
                 guard s.utf8.count <= 4096 else { throw .invalidArgs("notes must be at most 4096 bytes") }
-                body.append(("notes", .string(s)))
+                notes = s
             case ("forwardNumber", .string(let s)):
                 guard (1...256).contains(s.count), !s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
                     throw .invalidArgs("forwardNumber must be 1 to 256 characters without control characters")
                 }
-                body.append(("forwardNumber", .string(s)))
+                forwardNumber = s
             case ("notes", _), ("forwardNumber", _):
                 throw .invalidArgs("option \(key) must be a string")
             default:
@@ -103,8 +113,7 @@ final class StatusService: Sendable {
         }
         let answer: JSONValue?
         do throws(ICWSError) {
-            answer = try await supervisor.request(
-                .put, "/status/user-statuses/\(ICWSClient.pathComponent(userId))", body: .object(body), accept: [200, 201, 202, 204])
+            answer = try await supervisor.request(.setUserStatus(userId: userId, statusId: status.statusId, notes: notes, forwardNumber: forwardNumber))
         } catch {
             throw ContractMaps.busError(error)
         }

@@ -98,9 +98,10 @@ extension BusObject {
     /// Emits a signal of the contract.
     public func emit(_ spec: SignalSpec, _ arguments: [DBusValue]) throws(BusError) { try emit(spec.interface, spec.name, arguments) }
 
-    /// Sets properties of the contract (one `PropertiesChanged` per interface),
-    /// each made by its typed constructor (`Contract.Station.Values.ready(true)`).
-    public func setProperties(_ values: [(PropertySpec, DBusValue)]) throws(BusError) {
+    /// Announces changed properties of the contract (one `PropertiesChanged`
+    /// per interface), each made by its typed constructor
+    /// (`Contract.Station.Values.ready(true)`).
+    public func announce(_ values: [(PropertySpec, DBusValue)]) throws(BusError) {
         var byInterface: [(String, [(String, DBusValue)])] = []
         for (spec, value) in values {
             if let i = byInterface.firstIndex(where: { $0.0 == spec.interface }) {
@@ -109,7 +110,20 @@ extension BusObject {
                 byInterface.append((spec.interface, [(spec.name, value)]))
             }
         }
-        for (interface, pairs) in byInterface { try setProperties(interface, pairs) }
+        for (interface, pairs) in byInterface { try announce(interface, changed: pairs) }
     }
 
+}
+
+/// Properties as a model renders them: the ones that changed between two
+/// renderings, and one value looked up by name (the `BusObject` reader).
+public enum Rendered {
+    /// The entries of `new` whose value differs from `old`'s (or that `old` lacks).
+    public static func changes(from old: [(PropertySpec, DBusValue)], to new: [(PropertySpec, DBusValue)]) -> [(PropertySpec, DBusValue)] {
+        new.filter { n in !old.contains { $0.0 == n.0 && $0.1 == n.1 } }
+    }
+
+    public static func value(_ rendered: [(PropertySpec, DBusValue)], _ interface: String, _ name: String) -> DBusValue? {
+        rendered.first { $0.0.interface == interface && $0.0.name == name }?.1
+    }
 }

@@ -7,14 +7,16 @@ import Synchronization
 public final class BusObject: Sendable {
     public typealias Handler = @Sendable (MethodCall) async throws(BusError) -> [DBusValue]
     public typealias Setter = @Sendable (DBusValue) async throws(BusError) -> Void
+    /// The value of a property now (nil: none yet), read from the owner's model.
+    public typealias PropertyReader = @Sendable (_ interface: String, _ name: String) -> DBusValue?
 
     public let path: String
     public let interfaces: [InterfaceDescription]
     private let handlers = Mutex<[String: Handler]>([:])
     private let setters = Mutex<[String: Setter]>([:])
-    private let properties = Mutex<[String: [String: DBusValue]]>([:])
-    /// Properties announced as invalidated: read on demand by Get and GetAll.
-    private let getters = Mutex<[String: @Sendable () -> DBusValue]>([:])
+    /// Where property values come from: the owner's model, read on demand
+    /// (the object keeps no copy of its own).
+    private let reader = Mutex<PropertyReader?>(nil)
     let connection = Mutex<BusConnection?>(nil)
 
     static let introspectionHeader =
@@ -47,53 +49,37 @@ public final class BusObject: Sendable {
         setters.withLock { $0[interface + "." + name] = setter }
     }
 
-    public func property(_ interface: String, _ name: String) -> DBusValue? {
-        if let getter = getters.withLock({ $0[interface + "." + name] }) { return getter() }
-        return properties.withLock { $0[interface]?[name] }
+    /// Properties are read through `reader` from now on (Get, GetAll and
+    /// what `InterfacesAdded` carries): the owner's model is the one store.
+    public func readProperties(from reader: @escaping PropertyReader) {
+        self.reader.withLock { $0 = reader }
     }
 
-    /// Updates properties; those whose value changed are announced in one
-    /// `PropertiesChanged`. Values of the wrong type are refused.
-    public func setProperties(_ interface: String, _ values: [(String, DBusValue)]) throws(BusError) {
+    /// The value of a property now, from the owner's model (nil: none yet).
+    /// The model answers with the declared type (the bridge renders through
+    /// the typed constructors generated from the XML).
+    public func property(_ interface: String, _ name: String) -> DBusValue? {
+        reader.withLock({ $0 })?(interface, name)
+    }
+
+    /// Announces changed properties in one `PropertiesChanged`: `changed`
+    /// with their new values (the owner's model already holds them; it says
+    /// what changed), `invalidated` by name only, for values too large to
+    /// send on every change (Get and GetAll read them). Values of the wrong
+    /// type, and properties the XML does not have, are refused.
+    public func announce(_ interface: String, changed: [(String, DBusValue)], invalidated: [String] = []) throws(BusError) {
         guard let desc = self.interface(interface) else { throw .unknownInterface(interface) }
-        for (name, value) in values {
+        for (name, value) in changed {
             guard let p = desc.property(name) else { throw .unknownProperty("\(interface).\(name)") }
             guard p.type == value.signature else {
                 throw .invalidArgs("property \(name) is \(p.type), not \(value.signature)")
             }
         }
-        let wasLazy = getters.withLock { g in values.filter { g.removeValue(forKey: interface + "." + $0.0) != nil }.map(\.0) }
-        let changed = properties.withLock { store -> [(String, DBusValue)] in
-            var out: [(String, DBusValue)] = []
-            for (name, value) in values where store[interface]?[name] != value || wasLazy.contains(name) {
-                store[interface, default: [:]][name] = value
-                out.append((name, value))
-            }
-            return out
-        }
-        guard !changed.isEmpty, let c = connection.withLock({ $0 }) else { return }
+        for name in invalidated where desc.property(name) == nil { throw .unknownProperty("\(interface).\(name)") }
+        guard !(changed.isEmpty && invalidated.isEmpty), let c = connection.withLock({ $0 }) else { return }
         try c.emitSignal(
             path: path, interface: "org.freedesktop.DBus.Properties", member: "PropertiesChanged",
-            arguments: [.string(interface), .vardict(changed), .strings([])])
-    }
-
-    public func setProperty(_ interface: String, _ name: String, _ value: DBusValue) throws(BusError) {
-        try setProperties(interface, [(name, value)])
-    }
-
-    /// Announces a property as changed without its value
-    /// (`PropertiesChanged` with the name in `invalidated_properties`); Get
-    /// and GetAll call `getter` from now on. For large sets, whose whole value
-    /// per change would make a burst cost O(N²).
-    public func invalidateProperty(_ interface: String, _ name: String, getter: @escaping @Sendable () -> DBusValue) throws(BusError) {
-        guard let desc = self.interface(interface) else { throw .unknownInterface(interface) }
-        guard desc.property(name) != nil else { throw .unknownProperty("\(interface).\(name)") }
-        getters.withLock { $0[interface + "." + name] = getter }
-        _ = properties.withLock { $0[interface]?.removeValue(forKey: name) }
-        guard let c = connection.withLock({ $0 }) else { return }
-        try c.emitSignal(
-            path: path, interface: "org.freedesktop.DBus.Properties", member: "PropertiesChanged",
-            arguments: [.string(interface), .vardict([]), .strings([name])])
+            arguments: [.string(interface), .vardict(changed), .strings(invalidated)])
     }
 
     /// Emits a signal declared in the XML, checking its signature.

@@ -220,17 +220,20 @@ public final class ICWSClient: Sendable {
 
     /// `DELETE /icws/{sessionId}/connection`.
     public func logout(_ session: ICWSSession) async throws(ICWSError) {
-        _ = try await call(session, .DELETE, "/connection", accept: [200, 204, 404])
+        _ = try await call(session, .logout)
     }
 
     // MARK: Session calls
 
-    /// One call on the session; answers the parsed body (nil when empty).
-    /// Statuses outside `accept` become an `ICWSError`.
+    /// One request on the session (built in `ICWSRequest`); answers the
+    /// parsed body (nil when empty). Statuses outside its `accept` become an `ICWSError`.
     @discardableResult
-    public func call(
-        _ session: ICWSSession, _ method: HTTPMethod, _ path: String, body: JSONValue? = nil,
-        accept: Set<Int> = [200, 201, 202, 204]
+    public func call(_ session: ICWSSession, _ r: ICWSRequest) async throws(ICWSError) -> JSONValue? {
+        try await call(session, r.method.http, r.path, body: r.body, accept: r.accept)
+    }
+
+    private func call(
+        _ session: ICWSSession, _ method: HTTPMethod, _ path: String, body: JSONValue?, accept: Set<Int>
     ) async throws(ICWSError) -> JSONValue? {
         var request = HTTPClientRequest(url: session.base.url("/icws/\(session.sessionId)\(path)"))
         request.method = method
@@ -313,11 +316,11 @@ public final class ICWSClient: Sendable {
     // MARK: Station and subscriptions
 
     public func putStation(_ session: ICWSSession, _ settings: StationSettings) async throws(ICWSError) {
-        try await call(session, .PUT, "/connection/station", body: settings.json, accept: [200, 201, 204])
+        try await call(session, .connectStation(settings))
     }
 
     public func getStation(_ session: ICWSSession) async throws(ICWSError) -> StationInformation {
-        guard let json = try await call(session, .GET, "/connection/station", accept: [200]) else {
+        guard let json = try await call(session, .station) else {
             throw ICWSError(kind: .invalidResponse, message: "empty station information")
         }
         do { return try StationInformation.decode(json, field: "station") } catch {
@@ -326,12 +329,12 @@ public final class ICWSClient: Sendable {
     }
 
     public func deleteStation(_ session: ICWSSession) async throws(ICWSError) {
-        try await call(session, .DELETE, "/connection/station", accept: [200, 204])
+        try await call(session, .disconnectStation)
     }
 
     /// `GET /icws/{sessionId}/connection`: (connectionState, reason, shouldReconnect).
     public func connectionState(_ session: ICWSSession) async throws(ICWSError) -> (state: ConnectionState, reason: String, shouldReconnect: Bool?) {
-        guard let json = try await call(session, .GET, "/connection", accept: [200]) else {
+        guard let json = try await call(session, .connectionState) else {
             throw ICWSError(kind: .invalidResponse, message: "empty connection state")
         }
         var r = FieldReader(json, prefix: "")
@@ -364,7 +367,7 @@ public final class ICWSClient: Sendable {
 
     /// One short poll: the decoded messages, in order; malformed ones as errors.
     public func poll(_ session: ICWSSession) async throws(ICWSError) -> [Result<ICWSMessage, MessageDecodeError>] {
-        guard let json = try await call(session, .GET, "/messaging/messages", accept: [200]) else { return [] }
+        guard let json = try await call(session, .messages) else { return [] }
         guard case .array(let items) = json else {
             throw ICWSError(kind: .invalidResponse, message: "poll response is not a JSON array")
         }

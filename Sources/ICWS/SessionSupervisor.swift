@@ -179,11 +179,9 @@ public actor SessionSupervisor {
     /// One request on the live session (interaction actions, creating a
     /// call), answering the parsed body. Like any request of the session's, a
     /// 401 or a broken connection ends the session.
-    public func request(
-        _ method: RequestMethod, _ path: String, body: JSONValue? = nil, accept: Set<Int> = [200, 201, 202, 204]
-    ) async throws(ICWSError) -> JSONValue? {
+    public func request(_ request: ICWSRequest) async throws(ICWSError) -> JSONValue? {
         guard let (s, epoch) = machine.current else { throw ICWSError(kind: .notConnected, message: "no ICWS session now") }
-        do { return try await client.call(s, method.http, path, body: body, accept: accept) } catch {
+        do { return try await client.call(s, request) } catch {
             if !Task.isCancelled { handle(.requestFailed(epoch, error)) }
             throw error
         }
@@ -256,13 +254,12 @@ public actor SessionSupervisor {
         case .subscribe(let e, let s, let unit, let unsubscribe, let request):
             spawn(epoch: e) {
                 if let unsubscribe {
-                    _ = try? await client.call(s, .DELETE, "/messaging/subscriptions/\(unsubscribe)", accept: [200, 204, 404])
+                    _ = try? await client.call(s, .unsubscribe(unsubscribe))
                 }
                 var result: Result<Void, ICWSError> = .success(())
                 if let request {
                     result = await Self.result { () async throws(ICWSError) in
-                        try await client.call(
-                            s, .PUT, "/messaging/subscriptions/\(request.path)", body: request.body, accept: [200, 201, 204])
+                        try await client.call(s, .subscribe(request.path, body: request.body))
                     }.map { _ in () }
                 }
                 return .subscriptionAnswered(e, unit: unit, result)

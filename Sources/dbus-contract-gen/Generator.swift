@@ -209,7 +209,7 @@ struct DBusContractGen {
                 out += "        public static let properties: [PropertySpec] = [\(i.properties.map { constant($0.name, "Property") }.joined(separator: ", "))]\n"
                 if !i.properties.isEmpty {
                     // Typed property values: `Contract.Station.Values.connected(true)` can only be a `b`.
-                    out += "        /// Each property with a value of its own type, for `BusObject.setProperties`.\n"
+                    out += "        /// Each property with a value of its own type, for a model's rendering and `BusObject.announce`.\n"
                     out += "        public enum Values {\n"
                     for p in i.properties {
                         let t = SwiftType.of(p.type)

@@ -46,15 +46,40 @@ let testXML = """
     </node>
     """
 
+/// The test object's model: a plain store of its properties that says what
+/// changed (the object keeps no values of its own and reads them from here).
+final class TestProperties: Sendable {
+    let object: BusObject
+    let interface: String
+    private let values = Mutex<[String: DBusValue]>([:])
+
+    init(_ object: BusObject, _ interface: String) {
+        self.object = object
+        self.interface = interface
+        object.readProperties { [weak self] i, name in i == interface ? self?.values.withLock { $0[name] } : nil }
+    }
+
+    /// Stores the values and announces those that changed (none of them when one has the wrong type).
+    func set(_ pairs: [(String, DBusValue)]) throws(BusError) {
+        let changed = values.withLock { v in pairs.filter { v[$0.0] != $0.1 } }
+        try object.announce(interface, changed: changed)
+        values.withLock { v in for (name, value) in changed { v[name] = value } }
+    }
+
+    func set(_ name: String, _ value: DBusValue) throws(BusError) { try set([(name, value)]) }
+}
+
 struct TestService {
     let bus: PrivateBus
     let server: BusConnection
     let object: BusObject
+    let props: TestProperties
 
     static func start(name: String = "org.example.TestService") async throws -> TestService {
         let bus = try PrivateBus(includeShippedPolicy: false)
         let server = try await BusConnection.connect(.address(bus.address), logger: Logger(label: "test.server"))
         let object = BusObject(path: "/org/example/Test", interfaces: try InterfaceDescription.parse(xml: testXML))
+        let props = TestProperties(object, "org.example.Test")
         object.onMethod("org.example.Test", "Echo") { call throws(BusError) in [call.arguments[0]] }
         object.onMethod("org.example.Test", "Types") { call throws(BusError) in [.uint32(UInt32(call.arguments.count))] }
         object.onMethod("org.example.Test", "Later") { call throws(BusError) in
@@ -81,7 +106,7 @@ struct TestService {
             for i in 0..<n {
                 switch i % 4 {
                 case 0: try object.emit("org.example.Test", "Tick", [.uint32(i), .vardict([("s", .string("tick \(i)"))])])
-                case 1: try object.setProperty("org.example.Test", "Counter", .uint32(100_000 + i))
+                case 1: try props.set("Counter", .uint32(100_000 + i))
                 default:
                     let text = i % 500 == 2 ? big : "alert \(i) é\u{0}名"
                     try object.emit("org.example.Test", "Alert", sizeBound: 4096 + text.utf8.count * 2) { w in
@@ -98,14 +123,14 @@ struct TestService {
             }
             return []
         }
-        object.onSetProperty("org.example.Test", "Label") { [object] value throws(BusError) in
+        object.onSetProperty("org.example.Test", "Label") { value throws(BusError) in
             guard let s = value.stringValue, !s.isEmpty else { throw .invalidArgs("Label must not be empty") }
-            try object.setProperty("org.example.Test", "Label", .string(s))
+            try props.set("Label", .string(s))
         }
-        try object.setProperties("org.example.Test", [("Counter", .uint32(1)), ("Label", .string("start"))])
+        try props.set([("Counter", .uint32(1)), ("Label", .string("start"))])
         server.export(object)
         try await server.requestName(name)
-        return TestService(bus: bus, server: server, object: object)
+        return TestService(bus: bus, server: server, object: object, props: props)
     }
 
     func client() async throws -> BusConnection {
@@ -266,9 +291,9 @@ struct TestService {
         let signals = client.signals()
         let get = try await svc.bus.busctl(["get-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Counter"])
         #expect(get.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "u 1")
-        try svc.object.setProperty("org.example.Test", "Counter", .uint32(2))
-        try svc.object.setProperty("org.example.Test", "Counter", .uint32(2))  // unchanged: no signal
-        try svc.object.setProperty("org.example.Test", "Counter", .uint32(3))
+        try svc.props.set("Counter", .uint32(2))
+        try svc.props.set("Counter", .uint32(2))  // unchanged: no signal
+        try svc.props.set("Counter", .uint32(3))
         var changes: [DBusValue] = []
         for await s in signals {
             changes.append(s.arguments[1])
@@ -284,7 +309,7 @@ struct TestService {
         #expect(readOnly.status != 0 && readOnly.stderr.contains("read-only"))
         let wrongType = try await svc.bus.busctl(["set-property", "org.example.TestService", "/org/example/Test", "org.example.Test", "Label", "u", "9"])
         #expect(wrongType.status != 0)
-        #expect(throws: BusError.self) { try svc.object.setProperty("org.example.Test", "Counter", .string("x")) }
+        #expect(throws: BusError.self) { try svc.props.set("Counter", .string("x")) }
     }
 
     @Test func nameAlreadyTakenIsAClearError() async throws {

@@ -96,7 +96,8 @@ import TestSupport
             """
         let object = BusObject(path: BridgeNames.objectPath, interfaces: try InterfaceDescription.parse(xml: xml))
         object.onMethod(station, "GetSipCredentials") { _ throws(BusError) in [.uint32(7)] }
-        try object.setProperties(station, [("Connected", .string("yes"))])
+        // An impostor whose model answers Connected with a string.
+        object.readProperties { i, name in i == station && name == "Connected" ? .string("yes") : nil }
         impostor.export(object)
         try await impostor.requestName(BridgeNames.busName)
 

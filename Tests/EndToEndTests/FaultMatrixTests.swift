@@ -161,6 +161,9 @@ struct NumberedTraffic {
         let start = ContinuousClock.now
         var nextFault = start + .seconds(every)
         var rss: [String] = []
+        // (the last number sent before the fault, the fault): a lost number is
+        // laid at the door of the fault just before it.
+        var timeline: [(UInt64, String)] = []
         while ContinuousClock.now - start < .seconds(seconds) {
             traffic.send(20)
             if ContinuousClock.now >= nextFault {
@@ -178,6 +181,7 @@ struct NumberedTraffic {
                         """)
                     throw error
                 }
+                timeline.append((quiet, "\(fault)"))
                 switch fault {
                 case .sim(let f):
                     rig.sim.inject(f)
@@ -221,9 +225,14 @@ struct NumberedTraffic {
         let perMinute = Double(contextSwitches(rig.daemon.pid) - before) * 60 / restWindow
         print("soak: \(Int(seconds)) s, a fault every \(Int(every)) s, \(last) messages, \(handedOut.count) handed to live sessions, \(got.count) on the bus, lost \(handedOut.subtracting(got).count); faults: \(counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); RSS: \(rss.joined(separator: ", "))")
         print(String(format: "soak: RSS %.1f MB at the start, %.1f MB at the end; open descriptors %d at the start, %d at the end; %.0f context switches a minute at rest after (%.0f s, icws-sim keep-alives every 200 ms)", startRSS, endRSS, startFDs, endFDs, perMinute, restWindow))
+        let lost = handedOut.subtracting(got).sorted()
+        for n in lost where !lost.contains(n - 1) {
+            let after = timeline.last { $0.0 < n }
+            print("soak: lost from \(n) (\(lost.count { $0 >= n && $0 < n + 100 }) numbers), \(after.map { "\(n - $0.0) after \($0.1)" } ?? "before any fault")")
+        }
         #expect(Set(got).count == got.count, "a message arrived twice")
         #expect(got == got.sorted(), "messages out of order")
-        #expect(handedOut.subtracting(got).isEmpty, "lost: \(handedOut.subtracting(got).sorted().prefix(10))")
+        #expect(lost.isEmpty, "lost: \(lost.prefix(10))")
         #expect(rig.daemon.poll() == nil)
         #expect(rig.sim.liveSessionIds.count == 1, "no orphan sessions")
         sub.close()

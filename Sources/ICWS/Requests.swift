@@ -1,0 +1,105 @@
+import ICWSProtocol
+
+/// Every request the daemon makes within an ICWS session, as a value built in
+/// this one place: its method, its path below `/icws/{sessionId}`, its body
+/// and the statuses that mean success. The client sends them
+/// (`ICWSClient.call(_:_:)`); the supervisor, the session machine's effects and
+/// the bridge's methods only choose which.
+public struct ICWSRequest: Sendable {
+    public let method: RequestMethod
+    public let path: String
+    public let body: JSONValue?
+    public let accept: Set<Int>
+
+    init(_ method: RequestMethod, _ path: String, body: JSONValue? = nil, accept: Set<Int>) {
+        self.method = method
+        self.path = path
+        self.body = body
+        self.accept = accept
+    }
+
+    // MARK: The session
+
+    /// `DELETE /connection`: logs out (an ended session is as good).
+    public static let logout = ICWSRequest(.delete, "/connection", accept: [200, 204, 404])
+    /// `GET /connection`: the session's state, asked after a refused request.
+    public static let connectionState = ICWSRequest(.get, "/connection", accept: [200])
+
+    // MARK: The station
+
+    public static func connectStation(_ settings: StationSettings) -> ICWSRequest {
+        ICWSRequest(.put, "/connection/station", body: settings.json, accept: [200, 201, 204])
+    }
+    public static let station = ICWSRequest(.get, "/connection/station", accept: [200])
+    public static let disconnectStation = ICWSRequest(.delete, "/connection/station", accept: [200, 204])
+
+    // MARK: Messaging
+
+    /// `GET /messaging/messages` (short polling).
+    public static let messages = ICWSRequest(.get, "/messaging/messages", accept: [200])
+
+    /// `PUT /messaging/subscriptions/{path}`: makes (or re-makes) a subscription.
+    public static func subscribe(_ path: String, body: JSONValue?) -> ICWSRequest {
+        ICWSRequest(.put, "/messaging/subscriptions/\(path)", body: body, accept: [200, 201, 204])
+    }
+
+    /// `DELETE /messaging/subscriptions/{path}`: one that is gone already is as good.
+    public static func unsubscribe(_ path: String) -> ICWSRequest {
+        ICWSRequest(.delete, "/messaging/subscriptions/\(path)", accept: [200, 204, 404])
+    }
+
+    // MARK: Status
+
+    /// `PUT /status/user-statuses/{userId}`: 202 with a `requestId` when the
+    /// server completes it later (`asyncOperationCompletedMessage`).
+    public static func setUserStatus(userId: String, statusId: String, notes: String? = nil, forwardNumber: String? = nil) -> ICWSRequest {
+        var body: [(String, JSONValue)] = [("statusId", .string(statusId))]
+        if let notes { body.append(("notes", .string(notes))) }
+        if let forwardNumber { body.append(("forwardNumber", .string(forwardNumber))) }
+        return ICWSRequest(.put, "/status/user-statuses/\(ICWSClient.pathComponent(userId))", body: .object(body), accept: [200, 201, 202, 204])
+    }
+
+    // MARK: Interactions
+
+    /// What a call-control request does to one interaction.
+    public enum InteractionAction: Sendable, Equatable {
+        case pickup, disconnect, sendToVoicemail
+        case hold(Bool), mute(Bool)
+        case sendDigits(String)
+        case blindTransfer(target: String)
+
+        var path: String {
+            switch self {
+            case .pickup: return "pickup"
+            case .disconnect: return "disconnect"
+            case .sendToVoicemail: return "send-to-voicemail"
+            case .hold: return "hold"
+            case .mute: return "mute"
+            case .sendDigits: return "send-digits"
+            case .blindTransfer: return "blind-transfer"
+            }
+        }
+
+        var body: JSONValue? {
+            switch self {
+            case .pickup, .disconnect, .sendToVoicemail: return nil
+            case .hold(let on), .mute(let on): return .object([("on", .bool(on))])
+            case .sendDigits(let digits): return .object([("dtmfDigits", .string(digits))])
+            case .blindTransfer(let target): return .object([("target", .string(target))])
+            }
+        }
+    }
+
+    /// `POST /interactions/{id}/{action}`.
+    public static func interaction(_ id: String, _ action: InteractionAction) -> ICWSRequest {
+        ICWSRequest(.post, "/interactions/\(ICWSClient.pathComponent(id))/\(action.path)", body: action.body, accept: [200, 201, 202, 204])
+    }
+
+    /// `POST /interactions`: places a call; the answer names the new interaction.
+    public static func createCall(target: String, workgroup: String? = nil, attributes: [(String, String)]? = nil) -> ICWSRequest {
+        var body: [(String, JSONValue)] = [("__type", .string("urn:inin.com:interactions:createCallParameters")), ("target", .string(target))]
+        if let workgroup { body.append(("workgroup", .string(workgroup))) }
+        if let attributes { body.append(("additionalAttributes", .object(attributes.map { ($0.0, .string($0.1)) }))) }
+        return ICWSRequest(.post, "/interactions", body: .object(body), accept: [200, 201])
+    }
+}
