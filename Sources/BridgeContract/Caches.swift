@@ -131,10 +131,14 @@ public struct UsersCache: Sendable {
 public struct InteractionEntry: Sendable, Equatable {
     public var id: String
     public var attributes: [(String, String)]
+    /// The queue entry's `conferenceParentId` (only added entries carry it; a
+    /// delta that does not name it keeps it).
+    public var conferenceParentId: String?
 
-    public init(id: String, attributes: [(String, String)]) {
+    public init(id: String, attributes: [(String, String)], conferenceParentId: String? = nil) {
         self.id = id
         self.attributes = attributes
+        self.conferenceParentId = conferenceParentId
     }
 
     /// An attribute by name (ICWS attribute names are case-insensitive).
@@ -144,7 +148,9 @@ public struct InteractionEntry: Sendable, Equatable {
         return attributes.first(where: { $0.0.lowercased() == lower })?.1
     }
 
-    public static func == (a: Self, b: Self) -> Bool { a.id == b.id && a.attributes.elementsEqual(b.attributes, by: { $0 == $1 }) }
+    public static func == (a: Self, b: Self) -> Bool {
+        a.id == b.id && a.conferenceParentId == b.conferenceParentId && a.attributes.elementsEqual(b.attributes, by: { $0 == $1 })
+    }
 }
 
 /// What one queue message did to the set of interactions.
@@ -182,14 +188,16 @@ public struct InteractionsCache: Sendable {
             if var existing = store[q.interactionId] {
                 if merge {
                     mergeAttributes(&existing.attributes, attributes, cleared: q.clearedAttributes)
+                    if let parent = q.conferenceParentId { existing.conferenceParentId = parent }
                 } else {
                     existing.attributes = attributes
+                    existing.conferenceParentId = q.conferenceParentId
                 }
                 store.upsert(q.interactionId, existing)
                 changes.changed.removeAll { $0.id == q.interactionId }
                 changes.changed.append(existing)
             } else if store.count < Self.maxInteractions {
-                let entry = InteractionEntry(id: q.interactionId, attributes: attributes)
+                let entry = InteractionEntry(id: q.interactionId, attributes: attributes, conferenceParentId: q.conferenceParentId)
                 store.upsert(q.interactionId, entry)
                 changes.added.append(entry)
             } else {

@@ -79,6 +79,11 @@ extension DBusValue {
         return items.compactMap(\.contractString)
     }
 
+    public var contractObjectPaths: [String]? {
+        guard case .array(let element, let items) = unwrapped, element == "o" else { return nil }
+        return items.compactMap(\.contractObjectPath)
+    }
+
     public var contractStringPairs: [(String, String)]? {
         guard case .dict(let k, let v, let entries) = unwrapped, k == "s", v == "s" else { return nil }
         return entries.compactMap { e in e.key.contractString.flatMap { key in e.value.contractString.map { (key, $0) } } }

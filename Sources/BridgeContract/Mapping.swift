@@ -349,17 +349,37 @@ extension ContractMaps {
     /// `Eic_State` letters → the `State` property.
 
     /// The properties of an interaction object, from its attributes.
-    public static func interactionProperties(_ e: InteractionEntry) -> [(PropertySpec, DBusValue)] {
+    /// What an interaction object shows besides its queue entry: the consult
+    /// this daemon made on it, and whether its conference parent is on the queue.
+    public struct InteractionContext: Sendable, Equatable {
+        /// The `consultId` of the last `Consult` made on it, while that consult lasts.
+        public var consultId: String?
+        /// The entry named by `conferenceParentId` is on the queue.
+        public var parentKnown: Bool
+
+        public init(consultId: String? = nil, parentKnown: Bool = false) {
+            self.consultId = consultId
+            self.parentKnown = parentKnown
+        }
+    }
+
+    public static func interactionProperties(_ e: InteractionEntry, _ context: InteractionContext = .init()) -> [(PropertySpec, DBusValue)] {
         typealias P = Contract.Interaction
         var budget = EntryBudget()
         func text(_ name: String) -> String { budget.string(e[name] ?? "") }
         let code = e["Eic_State"] ?? ""
+        let consult = e["Eic_ConsultCallId"].flatMap { $0.isEmpty ? nil : $0 } ?? context.consultId ?? ""
+        let parent = context.parentKnown ? e.conferenceParentId.flatMap(BridgeNames.interactionPath) ?? "/" : "/"
         return [
             P.Values.id(budget.string(e.id)), P.Values.type(text("Eic_ObjectType")), P.Values.state(InteractionState(code: code).rawValue),
             P.Values.stateCode(budget.string(code)), P.Values.direction(CallDirection(code: e["Eic_CallDirection"]).rawValue), P.Values.remoteName(text("Eic_RemoteName")),
             P.Values.remoteAddress(text("Eic_RemoteAddress")), P.Values.muted(e["Eic_Muted"] == "1"),
             P.Values.capabilities(e["Eic_Capabilities"].flatMap { UInt32($0) } ?? 0), P.Values.conferenceId(text("Eic_ConferenceId")),
             P.Values.initiationTime(text("Eic_InitiationTime")),
+            P.Values.workgroup(text("Eic_WorkgroupName")), P.Values.wrapUpCode(text("Eic_WrapUpCode")), P.Values.accountCode(text("Eic_AccountCode")),
+            P.Values.consultId(budget.string(consult)), P.Values.consultSpeakTo(text("Eic_ConsultCallSpeakTo")),
+            P.Values.conferenceParent(parent), P.Values.recordingResumesAt(text("Eic_RecordingsAutoResumeTime")),
+            // Last: what is left of the entry's budget.
             P.Values.attributes(e.attributes.map { ($0.0, budget.string($0.1)) }),
         ]
     }
@@ -416,5 +436,54 @@ extension ContractMaps {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         let days = era * 146_097 + doe - 719_468
         return days * 86_400 + h * 3600 + mi * 60 + s
+    }
+
+    /// Unix seconds as the compact UTC form ICWS messages use (`20240301T141502Z`).
+    public static func compactUTC(_ seconds: Int64) -> String {
+        // Civil from days (Howard Hinnant's algorithm).
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let rest = seconds - days * 86_400
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let year = String(y)
+        return String(repeating: "0", count: max(0, 4 - year.count)) + year + two(m) + two(d) + "T" + two(rest / 3600) + two(rest / 60 % 60) + two(rest % 60) + "Z"
+    }
+
+    /// The last segment id (`SID`) that `Eic_WrapupConnectionSegments` names,
+    /// when one can be read (the value's syntax is not published: any
+    /// `SID` key not part of a longer name, up to three separator characters,
+    /// then digits).
+    public static func lastSegmentId(_ segments: String) -> Int? {
+        let b = Array(segments.utf8)
+        var found: Int?
+        func isAlnum(_ c: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
+        }
+        var i = 0
+        while i + 3 <= b.count {
+            defer { i += 1 }
+            guard b[i] == UInt8(ascii: "S"), b[i + 1] == UInt8(ascii: "I"), b[i + 2] == UInt8(ascii: "D"), i == 0 || !isAlnum(b[i - 1]) else { continue }
+            var j = i + 3
+            var skipped = 0
+            while j < b.count, !isAlnum(b[j]), skipped < 3 { j += 1; skipped += 1 }
+            guard skipped > 0 else { continue }
+            var v = 0
+            var digits = 0
+            while j < b.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b[j]), digits < 9 {
+                v = v * 10 + Int(b[j] - UInt8(ascii: "0"))
+                j += 1
+                digits += 1
+            }
+            if digits > 0 { found = v }
+        }
+        return found
     }
 }

@@ -133,6 +133,7 @@ public enum DBusValue: Sendable, Equatable, CustomStringConvertible {
     }
 
     public static func strings(_ items: [String]) -> DBusValue { .array(element: "s", items.map { .string($0) }) }
+    public static func objectPaths(_ items: [String]) -> DBusValue { .array(element: "o", items.map { .objectPath($0) }) }
 
     /// `aa{sv}` from vardicts.
     public static func vardicts(_ items: [DBusValue]) -> DBusValue { .array(element: "a{sv}", items) }

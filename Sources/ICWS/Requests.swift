@@ -96,10 +96,88 @@ public struct ICWSRequest: Sendable {
     }
 
     /// `POST /interactions`: places a call; the answer names the new interaction.
-    public static func createCall(target: String, workgroup: String? = nil, attributes: [(String, String)]? = nil) -> ICWSRequest {
+    public static func createCall(target: String, workgroup: String? = nil, attributes: [(String, String)]? = nil, accountCode: String? = nil) -> ICWSRequest {
         var body: [(String, JSONValue)] = [("__type", .string("urn:inin.com:interactions:createCallParameters")), ("target", .string(target))]
         if let workgroup { body.append(("workgroup", .string(workgroup))) }
+        if let accountCode { body.append(("accountCodeId", .string(accountCode))) }
         if let attributes { body.append(("additionalAttributes", .object(attributes.map { ($0.0, .string($0.1)) }))) }
         return ICWSRequest(.post, "/interactions", body: .object(body), accept: [200, 201])
+    }
+
+    // MARK: After the call and around it (contract v1.2)
+
+    /// `POST /interactions/{id}`: writes attributes (part two §B.5).
+    public static func setAttributes(_ id: String, _ attributes: [(String, String)]) -> ICWSRequest {
+        ICWSRequest(.post, "/interactions/\(ICWSClient.pathComponent(id))",
+                    body: .object([("attributes", .object(attributes.map { ($0.0, .string($0.1)) }))]), accept: [200, 201, 202, 204])
+    }
+
+    /// `POST /interactions/{id}/wrap-up-assignments` (every field required; P3 A.3).
+    public static func wrapUpAssignment(_ id: String, code: String, segmentId: Int, time: String, user: String) -> ICWSRequest {
+        let body: JSONValue = .object([
+            ("code", .string(code)), ("segmentId", .int(Int64(segmentId))), ("time", .string(time)), ("user", .string(user)),
+            ("sourceInteractionId", .string(id)),
+        ])
+        return ICWSRequest(.post, "/interactions/\(ICWSClient.pathComponent(id))/wrap-up-assignments", body: body, accept: [200, 201, 202, 204])
+    }
+
+    /// `POST /interactions/{id}/consult` with a target: 201 with `{consultId, consultInteractionId}`.
+    public static func consult(_ id: String, target: String) -> ICWSRequest {
+        ICWSRequest(.post, "/interactions/\(ICWSClient.pathComponent(id))/consult", body: .object([("target", .string(target))]), accept: [200, 201])
+    }
+
+    /// Who the agent speaks to during a consult.
+    public enum Audience: String, Sendable, CaseIterable {
+        case caller, consult, both
+
+        var json: JSONValue {
+            .object([("originalParty", .bool(self != .consult)), ("consultedParty", .bool(self != .caller))])
+        }
+    }
+
+    /// `POST /interactions/{id}/consult/{consultId}/change-audience`.
+    public static func changeAudience(_ id: String, consultId: String, _ audience: Audience) -> ICWSRequest {
+        ICWSRequest(.post, "/interactions/\(ICWSClient.pathComponent(id))/consult/\(ICWSClient.pathComponent(consultId))/change-audience",
+                    body: .object([("audience", audience.json)]), accept: [200, 201, 202, 204])
+    }
+
+    /// `POST /interactions/{id}/consult/{consultId}/conclude`: completes the transfer.
+    public static func concludeConsult(_ id: String, consultId: String) -> ICWSRequest {
+        ICWSRequest(.post, "/interactions/\(ICWSClient.pathComponent(id))/consult/\(ICWSClient.pathComponent(consultId))/conclude", accept: [200, 201, 202, 204])
+    }
+
+    /// `DELETE /interactions/{id}/consult/{consultId}`: cancels the consult.
+    public static func cancelConsult(_ id: String, consultId: String) -> ICWSRequest {
+        ICWSRequest(.delete, "/interactions/\(ICWSClient.pathComponent(id))/consult/\(ICWSClient.pathComponent(consultId))", accept: [200, 202, 204])
+    }
+
+    /// A secure pause of the recording (P3 D.1).
+    public enum SecurePause: Sendable, Equatable {
+        case serverDefault, untilResumed, seconds(UInt32), resume
+
+        var json: JSONValue {
+            switch self {
+            case .serverDefault: return .object([("securePauseType", .int(1))])
+            case .untilResumed: return .object([("securePauseType", .int(2))])
+            case .seconds(let n): return .object([("securePauseType", .int(3)), ("duration", .int(Int64(n)))])
+            case .resume: return .object([("securePauseType", .int(4))])
+            }
+        }
+    }
+
+    /// `POST /interactions/{id}/secure-pause`.
+    public static func securePause(_ id: String, _ pause: SecurePause) -> ICWSRequest {
+        ICWSRequest(.post, "/interactions/\(ICWSClient.pathComponent(id))/secure-pause", body: pause.json, accept: [200, 201, 202, 204])
+    }
+
+    /// `POST /interactions/conferences`: 201 with `{conferenceId}`.
+    public static func createConference(_ ids: [String]) -> ICWSRequest {
+        ICWSRequest(.post, "/interactions/conferences", body: .object([("interactions", .array(ids.map { .string($0) }))]), accept: [200, 201])
+    }
+
+    /// `PUT /interactions/conferences/{conferenceId}`: adds parties.
+    public static func addToConference(_ conferenceId: String, _ ids: [String]) -> ICWSRequest {
+        ICWSRequest(.put, "/interactions/conferences/\(ICWSClient.pathComponent(conferenceId))",
+                    body: .object([("interactions", .array(ids.map { .string($0) }))]), accept: [200, 201, 202, 204])
     }
 }

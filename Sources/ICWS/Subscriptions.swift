@@ -85,6 +85,9 @@ public struct SubscriptionUnit: Sendable {
     public static let interactionAttributes = [
         "Eic_State", "Eic_ObjectType", "Eic_CallDirection", "Eic_RemoteName", "Eic_RemoteAddress", "Eic_Muted",
         "Eic_Capabilities", "Eic_ConferenceId", "Eic_InitiationTime",
+        // Contract v1.2.
+        "Eic_WorkgroupName", "Eic_WrapUpCode", "Eic_AccountCode", "Eic_ConsultCallId", "Eic_ConsultCallSpeakTo",
+        "Eic_ConsultingCallId", "Eic_RecordingsAutoResumeTime", "Eic_WrapupConnectionSegments",
     ]
 }
 

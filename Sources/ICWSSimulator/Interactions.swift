@@ -10,6 +10,8 @@ struct SimInteraction: Sendable {
     var user: String
     /// In the order they were first set; names match case-insensitively.
     var attributes: [(name: String, value: String)]
+    /// A conference child names its parent (in the entry that adds it).
+    var conferenceParentId: String?
 
     subscript(name: String) -> String? {
         get {
@@ -40,6 +42,8 @@ struct CallState: Sendable {
     var rng: SplitMix64
     var tick: UInt64 = 0
     var trafficCall: (id: String, hangupAt: UInt64)?
+    /// Consults, conferences and secure pauses (contract v1.2's side of the server).
+    var work = CallWorkState()
 }
 
 /// A change to a user's queue, as a delta carries it.
@@ -77,8 +81,8 @@ extension ICWSSimulator {
         let bits: UInt32
         switch state {
         case "O", "A": bits = c.pickup | c.disconnect | c.transfer | c.messaging
-        case "C": bits = c.disconnect | c.hold | c.mute | c.transfer | c.messaging
-        case "H": bits = c.pickup | c.disconnect | c.hold | c.mute | c.transfer | c.messaging
+        case "C": bits = c.disconnect | c.hold | c.mute | c.transfer | c.messaging | securePauseCapability
+        case "H": bits = c.pickup | c.disconnect | c.hold | c.mute | c.transfer | c.messaging | securePauseCapability
         case "R": bits = c.disconnect | c.mute
         default: bits = 0
         }
@@ -181,6 +185,7 @@ extension ICWSSimulator {
         guard !c.interactions[i].isDisconnected else { return }
         apply(Self.stateAttributes(state), at: i, in: &c)
         let id = c.interactions[i].id
+        conferencePartyLeft(id, in: &c)
         let delay = Self.removalDelay
         Task { [weak self] in
             try? await Task.sleep(for: delay)
@@ -207,7 +212,7 @@ extension ICWSSimulator {
                 ]
                 switch change {
                 case .added(let call):
-                    m.append(("interactionsAdded", .array([Self.queueEntry(call.id, call.attributes, names: names)])))
+                    m.append(("interactionsAdded", .array([Self.queueEntry(call.id, call.attributes, names: names, parent: call.conferenceParentId)])))
                 case .changed(let id, let attributes):
                     let entry = Self.queueEntry(id, attributes, names: names)
                     // Nothing this subscription asked for changed.
@@ -222,7 +227,7 @@ extension ICWSSimulator {
     }
 
     /// `{"interactionId": id, "attributes": {...}}` with the subscribed attributes, named as subscribed.
-    static func queueEntry(_ id: String, _ attributes: [(name: String, value: String)], names: [String]) -> JSONValue {
+    static func queueEntry(_ id: String, _ attributes: [(name: String, value: String)], names: [String], parent: String? = nil) -> JSONValue {
         var selected: [(String, JSONValue)] = []
         var seen: Set<String> = []
         for name in names where seen.insert(name.lowercased()).inserted {
@@ -231,7 +236,9 @@ extension ICWSSimulator {
                 selected.append((name, .string(a.value)))
             }
         }
-        return .object([("interactionId", .string(id)), ("attributes", .object(selected))])
+        var entry: [(String, JSONValue)] = [("interactionId", .string(id)), ("attributes", .object(selected))]
+        if let parent { entry.append(("conferenceParentId", .string(parent))) }
+        return .object(entry)
     }
 
     // MARK: Routes
@@ -263,7 +270,7 @@ extension ICWSSimulator {
             enqueue(
                 [
                     "__type": .string(ICWSMessage.TypeURN.queueContents), "isDelta": false, "subscriptionId": .string(subId),
-                    "interactionsAdded": .array(current.map { Self.queueEntry($0.id, $0.attributes, names: attributeNames) }),
+                    "interactionsAdded": .array(current.map { Self.queueEntry($0.id, $0.attributes, names: attributeNames, parent: $0.conferenceParentId) }),
                 ], to: session)
         }
         return Response(status: .ok)
@@ -356,6 +363,12 @@ extension ICWSSimulator {
                 return icwsError(.badRequest, "error.request.invalidRepresentation.invalidProperty", "Property additionalAttributes must map names to strings.", property: "additionalAttributes")
             }
             for (name, value) in members { call[name] = value.stringValue }
+        }
+        if let code = body["accountCodeId"], !code.isNull {
+            guard let digits = code.stringValue else {
+                return icwsError(.badRequest, "error.request.invalidRepresentation.invalidProperty", "Property accountCodeId must be a string.", property: "accountCodeId")
+            }
+            call["Eic_AccountCode"] = digits
         }
         let id = calls.withLock { c in insertInteraction(user: session.userId, attributes: call.attributes, in: &c) }
         let delay = Self.outboundConnectDelay

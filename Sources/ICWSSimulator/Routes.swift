@@ -305,6 +305,7 @@ extension ICWSSimulator {
             }
             if let response = statusRoute(method, session: session, rest: rest, body: body) { return response }
             let segments = rest.split(separator: "/").map(String.init)
+            if let response = callWorkRoute(method, session: session, segments: segments, body: body) { return response }
             if method == .post, segments.first?.lowercased() == "interactions" {
                 if segments.count == 1 { return createCall(session, body: body) }
                 if segments.count == 3 {

@@ -83,6 +83,7 @@ struct SwiftType {
         case "u": return SwiftType(name: "UInt32", decode: { "\($0).uint32Value" }, encode: { ".uint32(\($0))" })
         case "x": return SwiftType(name: "Int64", decode: { "\($0).contractInt64" }, encode: { ".int64(\($0))" })
         case "as": return SwiftType(name: "[String]", decode: { "\($0).contractStrings" }, encode: { "DBusValue.strings(\($0))" })
+        case "ao": return SwiftType(name: "[String]", decode: { "\($0).contractObjectPaths" }, encode: { "DBusValue.objectPaths(\($0))" })
         case "a{ss}":
             return SwiftType(name: "[(String, String)]", decode: { "\($0).contractStringPairs" }, encode: { "DBusValue.stringDict(\($0))" })
         default:

@@ -1,4 +1,5 @@
 import BridgeContract
+import DBusKit
 import ICWSProtocol
 import Testing
 
@@ -201,4 +202,30 @@ import Testing
         cache.apply(c)
         #expect(cache.user("u1")?.displayName == nil && cache.user("u1")?.properties.count == 2)
     }
+
+    /// A conference child's `conferenceParentId` comes on the entry that adds
+    /// it; a delta that changes the child without naming it keeps it; a
+    /// snapshot takes what it says.
+    @Test func aQueueDeltaKeepsTheConferenceParent() throws {
+        func queue(_ text: String) throws -> QueueContentsMessage {
+            guard case .queueContents(let m) = try ICWSMessage.decode(text: Array(text.utf8)) else { throw DecodeFailure() }
+            return m
+        }
+        var cache = InteractionsCache()
+        _ = cache.apply(try queue(#"{"__type":"urn:inin.com:queues:queueContentsMessage","isDelta":true,"subscriptionId":"q","interactionsAdded":[{"interactionId":"P","attributes":{"Eic_State":"C"}},{"interactionId":"1","conferenceParentId":"P","attributes":{"Eic_State":"C"}}]}"#))
+        #expect(cache["1"]?.conferenceParentId == "P")
+        _ = cache.apply(try queue(#"{"__type":"urn:inin.com:queues:queueContentsMessage","isDelta":true,"subscriptionId":"q","interactionsChanged":[{"interactionId":"1","attributes":{"Eic_State":"H"}}]}"#))
+        #expect(cache["1"]?.conferenceParentId == "P" && cache["1"]?["Eic_State"] == "H")
+        _ = cache.apply(try queue(#"{"__type":"urn:inin.com:queues:queueContentsMessage","isDelta":false,"subscriptionId":"q","interactionsAdded":[{"interactionId":"1","attributes":{"Eic_State":"C"}}]}"#))
+        #expect(cache["1"]?.conferenceParentId == nil, "a snapshot says the whole entry")
+        // The object's property: the parent's path while that entry is on the queue, else "/".
+        let child = InteractionEntry(id: "1", attributes: [], conferenceParentId: "P")
+        func parent(_ known: Bool) -> DBusValue? {
+            Dictionary(ContractMaps.interactionProperties(child, .init(parentKnown: known)).map { ($0.0.name, $0.1) }, uniquingKeysWith: { a, _ in a })["ConferenceParent"]
+        }
+        #expect(parent(true) == .objectPath(BridgeNames.interactionPath("P") ?? ""))
+        #expect(parent(false) == .objectPath("/"))
+    }
+
+    struct DecodeFailure: Error {}
 }

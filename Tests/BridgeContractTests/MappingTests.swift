@@ -145,4 +145,21 @@ import TestSupport
         #expect(interfaces.first { $0.name == BridgeNames.station }?.signal("StationConnectionStateChanged")?.signature == "a{sv}a{sv}b")
         #expect(interfaces.first { $0.name == BridgeNames.interactions }?.signal("InteractionAlerting")?.signature == "aa{sv}b")
     }
+
+    /// The wrap-up's `time` and `segmentId` come from these two.
+    @Test func compactTimesAndSegmentIds() {
+        for seconds: Int64 in [0, 86_399, 86_400, 951_782_400, 1_709_302_502, 4_102_444_800, 253_402_300_799] {
+            let text = ContractMaps.compactUTC(seconds)
+            #expect(text.utf8.count == 16 && ContractMaps.unixSeconds(text) == seconds, "\(seconds) → \(text)")
+        }
+        #expect(ContractMaps.compactUTC(1_709_302_502) == "20240301T141502Z")
+        // The value's syntax is not published: any SID key, the last wins; none is nil.
+        #expect(ContractMaps.lastSegmentId("IID=1001;SID=2;WUR=1|IID=1001;SID=3;WUR=1") == 3)
+        #expect(ContractMaps.lastSegmentId(#"[{"SID":"7","DQU":"Sales"}]"#) == 7)
+        #expect(ContractMaps.lastSegmentId("SIID=9;XSID=4;SID:12") == 12)
+        for unreadable in ["", "SID", "SID=", "SIDE=4", "segment 3", String(repeating: "SID=", count: 10_000)] {
+            #expect(ContractMaps.lastSegmentId(unreadable) == nil, "\(unreadable.prefix(20))")
+        }
+        #expect(ContractMaps.lastSegmentId("SID=99999999999999999999") == 999_999_999, "digits are capped, never an overflow")
+    }
 }

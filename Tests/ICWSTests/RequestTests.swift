@@ -42,4 +42,31 @@ import Testing
         #expect(ICWSRequest.subscribe("queues/x", body: nil).accept == [200, 201, 204])
         #expect(ICWSRequest.station.path == "/connection/station" && ICWSRequest.disconnectStation.path == "/connection/station")
     }
+
+    /// Contract v1.2's requests: exactly the bodies the contract names.
+    @Test func afterTheCallAndAroundIt() {
+        let wrap = ICWSRequest.wrapUpAssignment("1001", code: "Sale", segmentId: 3, time: "20240301T142210Z", user: "jdoe")
+        #expect(wrap.method == .post && wrap.path == "/interactions/1001/wrap-up-assignments" && wrap.accept.contains(201))
+        #expect(wrap.body == .object([("code", .string("Sale")), ("segmentId", .int(3)), ("time", .string("20240301T142210Z")),
+                                      ("user", .string("jdoe")), ("sourceInteractionId", .string("1001"))]))
+        #expect(ICWSRequest.setAttributes("1001", [("Eic_AccountCode", "42")]).body == .object([("attributes", .object([("Eic_AccountCode", .string("42"))]))]))
+        #expect(ICWSRequest.setAttributes("1001", []).path == "/interactions/1001")
+        #expect(ICWSRequest.consult("1001", target: "7002").body == .object([("target", .string("7002"))]))
+        let audiences = ICWSRequest.Audience.allCases.map { ICWSRequest.changeAudience("1", consultId: "c/1", $0) }
+        #expect(audiences.map { $0.body?["audience"] } == [
+            .object([("originalParty", .bool(true)), ("consultedParty", .bool(false))]),
+            .object([("originalParty", .bool(false)), ("consultedParty", .bool(true))]),
+            .object([("originalParty", .bool(true)), ("consultedParty", .bool(true))]),
+        ])
+        #expect(audiences[0].path.hasSuffix("/change-audience") && !audiences[0].path.contains("c/1"), "the consult id stays one segment: \(audiences[0].path)")
+        #expect(ICWSRequest.concludeConsult("1", consultId: "c").path == "/interactions/1/consult/c/conclude")
+        #expect(ICWSRequest.cancelConsult("1", consultId: "c").method == .delete)
+        #expect(ICWSRequest.securePause("1", .serverDefault).body == .object([("securePauseType", .int(1))]))
+        #expect(ICWSRequest.securePause("1", .untilResumed).body == .object([("securePauseType", .int(2))]))
+        #expect(ICWSRequest.securePause("1", .seconds(30)).body == .object([("securePauseType", .int(3)), ("duration", .int(30))]))
+        #expect(ICWSRequest.securePause("1", .resume).body == .object([("securePauseType", .int(4))]))
+        #expect(ICWSRequest.createConference(["1", "2"]).body == .object([("interactions", .array([.string("1"), .string("2")]))]))
+        #expect(ICWSRequest.addToConference("conf 1", ["3"]).method == .put && ICWSRequest.addToConference("conf 1", ["3"]).path == "/interactions/conferences/conf%201")
+        #expect(ICWSRequest.createCall(target: "1", accountCode: "77").body?["accountCodeId"] == .string("77"))
+    }
 }
