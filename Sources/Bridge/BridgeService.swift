@@ -17,6 +17,8 @@ public final class BridgeService: SupervisorEventSink {
     let interactions: InteractionObjects
     /// The agent's user status (contract v1.1).
     let status: StatusService
+    /// The user's workgroups as objects (contract v1.2).
+    let workgroups: WorkgroupObjects
     /// Called on every session status change (for sd_notify STATUS=).
     private let statusObserver: (@Sendable (SessionStatus, StationStatus) -> Void)?
     /// Told how many entries each piece of work handled: 1 for most messages,
@@ -27,7 +29,8 @@ public final class BridgeService: SupervisorEventSink {
         supervisor: SessionSupervisor, connection: BusConnection, logger: Logger,
         workObserver: (@Sendable (Int) -> Void)? = nil,
         statusObserver: (@Sendable (SessionStatus, StationStatus) -> Void)? = nil,
-        completionTimeout: Duration = .seconds(30)
+        completionTimeout: Duration = .seconds(30),
+        workgroupsEnabled: Bool = true
     ) throws(BusError) {
         self.supervisor = supervisor
         self.connection = connection
@@ -38,6 +41,13 @@ public final class BridgeService: SupervisorEventSink {
         object = BusObject(path: BridgeNames.objectPath, interfaces: interfaces)
         interactions = try InteractionObjects(connection: connection, main: object, supervisor: supervisor, logger: logger)
         status = StatusService(main: object, supervisor: supervisor, logger: logger, completionTimeout: completionTimeout)
+        workgroups = try WorkgroupObjects(connection: connection, main: object, supervisor: supervisor, logger: logger, enabled: workgroupsEnabled)
+        interactions.useWrapUpCodes { [weak workgroups] in workgroups?.wrapUpCodes(of: $0) }
+        // One ObjectManager for the interaction and the workgroup objects.
+        object.onMethod(Contract.ObjectManager.getManagedObjects) { [weak self] _ throws(BusError) in
+            guard let self else { return [.dict(key: "o", value: "a{sa{sv}}", [])] }
+            return [.dict(key: "o", value: "a{sa{sv}}", self.interactions.managedEntries() + self.workgroups.managedEntries())]
+        }
         // No store of values in the object: Get and GetAll read the model (and
         // the status service for `Status`), on demand.
         object.readProperties { [weak self] interface, name in
@@ -48,7 +58,7 @@ public final class BridgeService: SupervisorEventSink {
         installHandlers()
         // Every method of the XML is served (the typed handler protocols make
         // this a build error; this holds any hand-bound rest), or the daemon does not start.
-        let problems = (object.unboundMethods + interactions.unboundMethods).map { "method \($0) has no handler" }
+        let problems = (object.unboundMethods + interactions.unboundMethods + workgroups.unboundMethods).map { "method \($0) has no handler" }
         guard problems.isEmpty else { throw .failed("the D-Bus contract does not hold: " + problems.joined(separator: "; ")) }
     }
 
@@ -119,7 +129,7 @@ public final class BridgeService: SupervisorEventSink {
 
     /// Runs `body`, sending what it emits on the bus together at its end
     /// (for the messages of one read of the stream).
-    public func coalescing(_ body: () -> Void) { connection.coalescing(body) }
+    public func coalescing(_ body: () -> Void) { workgroups.holding { connection.coalescing(body) } }
 
     /// Returns once the bus connection's unwritten signals are few enough
     /// (see `BusConnection.waitForRoom`): the message source waits here
@@ -134,6 +144,7 @@ public final class BridgeService: SupervisorEventSink {
                 status.setUser(s.userId)
                 // Stopped (not reconnecting): the calls of the ended session are gone.
                 if s.state == .stopped, interactions.count > 0 { try interactions.removeAll() }
+                workgroups.sessionChanged(s)
                 // Only what changed goes out: the model compares its renderings.
                 try object.announce(state.withLock { $0.apply(s, st) })
                 statusObserver?(s, st)
@@ -178,6 +189,10 @@ public final class BridgeService: SupervisorEventSink {
         case .queueSubscriptionState(let m):
             logger.warning(
                 "queue subscription state", metadata: ["icws.subscription": "\(m.subscriptionId ?? "")", "icws.state": "\(m.state)", "icws.error": "\(m.error?.serverText ?? "")"])
+        case .userActivation(let m):
+            try workgroups.apply(m)
+        case .statisticValues(let m):
+            workgroups.apply(m)
         case .connectionStateChange, .subscriptionState, .unknown:
             break
         }

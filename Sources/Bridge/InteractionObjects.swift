@@ -1,5 +1,5 @@
 import DBusKit
-import Foundation
+import Glibc
 import ICWS
 import Logging
 import Synchronization
@@ -52,7 +52,6 @@ final class InteractionObjects: Sendable {
         self.supervisor = supervisor
         self.logger = logger
         interfaces = try BridgeNames.interactionInterfaces()
-        main.onMethod(Contract.ObjectManager.getManagedObjects) { _ throws(BusError) in [self.managedObjects()] }
         Contract.Interactions.bind(DialMethod(objects: self), to: main)
     }
 
@@ -158,10 +157,10 @@ final class InteractionObjects: Sendable {
         try apply(QueueContentsMessage(isDelta: false, subscriptionId: SubscriptionUnit.myInteractions))
     }
 
-    /// `GetManagedObjects`: every interaction object with its properties.
-    func managedObjects() -> DBusValue {
+    /// `GetManagedObjects` entries: every interaction object with its properties.
+    func managedEntries() -> [DBusValue.DictEntry] {
         let objects = state.withLock { s in s.cache.entries.compactMap { s.objects[$0.id] } }
-        return .dict(key: "o", value: "a{sa{sv}}", objects.map { .init(.objectPath($0.path), Self.interfacesValue($0)) })
+        return objects.map { .init(.objectPath($0.path), Self.interfacesValue($0)) }
     }
 
     var count: Int { state.withLock { $0.objects.count } }
@@ -308,7 +307,7 @@ final class InteractionObjects: Sendable {
         guard codes.contains(code) else {
             throw .invalidArgs("wrap-up code \(shown) is not one of the codes of workgroup \(String(workgroup.prefix(64)).debugDescription)")
         }
-        let now = Int64(Date().timeIntervalSince1970)
+        let now = Int64(time(nil))
         let segment = segments.flatMap(ContractMaps.lastSegmentId) ?? 1
         try await send(.wrapUpAssignment(id, code: code, segmentId: segment, time: ContractMaps.compactUTC(now), user: supervisor.status.userId))
     }

@@ -87,9 +87,10 @@ public enum Emission {
                 added: m.added.map(ContractMaps.user), changed: m.changed.map(ContractMaps.user), removed: m.removed, isDelta: m.isDelta
             ).map { SignalEmission(spec: Contract.Users.usersChanged, arguments: $0) }
         // Queue contents become objects (InterfacesAdded, PropertiesChanged, InterfacesRemoved), not a signal of their own.
-        // Status messages become the Status properties; the others change state only.
+        // Status messages become the Status properties; activations and
+        // statistics the Workgroup objects' properties; the others change state only.
         case .connectionStateChange, .asyncOperationCompleted, .subscriptionState, .queueContents, .queueSubscriptionState, .userStatus,
-            .statusMessages, .statusAccess, .effectiveStationChange, .unknown:
+            .statusMessages, .statusAccess, .effectiveStationChange, .userActivation, .statisticValues, .unknown:
             return []
         }
     }

@@ -11,17 +11,27 @@ public enum BridgeNames {
     public static let users = "io.github.icwsbridge.Bridge1.Users"
     public static let interaction = "io.github.icwsbridge.Bridge1.Interaction"
     public static let status = "io.github.icwsbridge.Bridge1.Status"
+    public static let workgroup = "io.github.icwsbridge.Bridge1.Workgroup"
     public static let objectManager = "org.freedesktop.DBus.ObjectManager"
     public static let errorPrefix = "io.github.icwsbridge.Bridge1.Error."
     /// Where the interaction objects live: `<interactionPrefix><escaped id>`.
     public static let interactionPrefix = objectPath + "/Interaction/"
+    /// Where the workgroup objects live: `<workgroupPrefix><escaped id>`.
+    public static let workgroupPrefix = objectPath + "/Workgroup/"
 
     /// The interfaces of the main object as the shipped XML describes them,
     /// with the standard ObjectManager.
     public static func interfaces() throws(BusError) -> [InterfaceDescription] {
         var all: [InterfaceDescription] = []
-        for file in InterfaceXML.files where file.name != interaction { all += try InterfaceDescription.parse(xml: file.xml) }
+        for file in InterfaceXML.files where file.name != interaction && file.name != workgroup { all += try InterfaceDescription.parse(xml: file.xml) }
         return all + (try InterfaceDescription.parse(xml: objectManagerXML))
+    }
+
+    /// The interface of each workgroup object.
+    public static func workgroupInterfaces() throws(BusError) -> [InterfaceDescription] {
+        var all: [InterfaceDescription] = []
+        for file in InterfaceXML.files where file.name == workgroup { all += try InterfaceDescription.parse(xml: file.xml) }
+        return all
     }
 
     /// The interface of each interaction object.
@@ -51,9 +61,14 @@ public enum BridgeNames {
 
     /// The object path of an interaction: every byte of the id outside
     /// [A-Za-z0-9] becomes `_` and two lower-case hex digits; nil for an empty id.
-    public static func interactionPath(_ id: String) -> String? {
+    public static func interactionPath(_ id: String) -> String? { escapedPath(interactionPrefix, id) }
+
+    /// The object path of a workgroup, escaped like an interaction's.
+    public static func workgroupPath(_ id: String) -> String? { escapedPath(workgroupPrefix, id) }
+
+    static func escapedPath(_ prefix: String, _ id: String) -> String? {
         guard !id.isEmpty else { return nil }
-        var out = interactionPrefix
+        var out = prefix
         let hex = Array("0123456789abcdef".utf8)
         for b in id.utf8 {
             switch b {
@@ -78,9 +93,20 @@ public enum BridgeNames {
     /// (`a{oa{sa{sv}}}`): each path with its `…Bridge1.Interaction` properties.
     /// Whatever else the reply holds is skipped; a reply of another shape is none.
     public static func interactionObjects(inManagedObjects reply: DBusValue) -> [(path: String, properties: DBusValue)] {
+        objects(inManagedObjects: reply, interaction, prefix: interactionPrefix)
+    }
+
+    /// The workgroup objects of a `GetManagedObjects` reply.
+    public static func workgroupObjects(inManagedObjects reply: DBusValue) -> [(path: String, properties: DBusValue)] {
+        objects(inManagedObjects: reply, workgroup, prefix: workgroupPrefix)
+    }
+
+    static func objects(inManagedObjects reply: DBusValue, _ interface: String, prefix: String) -> [(path: String, properties: DBusValue)] {
         guard case .dict(_, _, let entries) = reply else { return [] }
         return entries.compactMap { e in
-            guard case .objectPath(let path) = e.key, isInteractionPath(path), let properties = e.value[interaction] else { return nil }
+            guard case .objectPath(let path) = e.key, path.hasPrefix(prefix), path.utf8.count > prefix.utf8.count,
+                !path.dropFirst(prefix.count).contains("/"), let properties = e.value[interface]
+            else { return nil }
             return (path, properties)
         }
     }

@@ -288,6 +288,14 @@ extension ConfigKey {
             "subscribe to the agent's own status, the status catalogue and the user's status access (the `Status` interface)"
         ) { s, v in s.configuration.statusEnabled = v.flag },
         ConfigKey(
+            "workgroups-enabled", .flag, default: "`yes`", reload: .restart,
+            "read the user's workgroups after every new session (membership, wrap-up codes, activations), publish each as a `Workgroup` object and keep its `Activated` current with the activation subscription (contract v1.2)"
+        ) { s, v in s.configuration.workgroupsEnabled = v.flag },
+        ConfigKey(
+            "statistics-enabled", .flag, default: "`yes`", reload: .resubscribes,
+            "subscribe to the queue figures of the user's workgroups (each `Workgroup`'s `Statistics`); needs `workgroups-enabled`"
+        ) { s, v in s.configuration.statisticsEnabled = v.flag },
+        ConfigKey(
             "station-type", .choice(StationSettings.Kind.allCases.map(\.rawValue)), default: "none", reload: .restart,
             "a station to connect at start"
         ) { s, v in

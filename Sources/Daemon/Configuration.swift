@@ -45,6 +45,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var interactionsEnabled = true
     public var interactionsAttributes: [String] = []
     public var statusEnabled = true
+    public var workgroupsEnabled = true
+    public var statisticsEnabled = true
     public var station: StationSettings?
     public var logoutOnStop = true
 
@@ -176,7 +178,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
             users: usersEnabled
                 ? UsersSubscription(subscriptionId: usersSubscriptionId, configurationIds: usersIds, properties: usersProperties, rightsFilter: usersRightsFilter)
                 : nil,
-            interactionAttributes: interactionsEnabled ? interactionsAttributes : nil, status: statusEnabled)
+            interactionAttributes: interactionsEnabled ? interactionsAttributes : nil, status: statusEnabled,
+            workgroups: workgroupsEnabled, statistics: workgroupsEnabled && statisticsEnabled)
         s.initialStation = station
         s.logoutOnStop = logoutOnStop
         s.locationPolicy = LocationPolicy(allowInsecureHTTP: allowInsecureHTTP)

@@ -109,7 +109,7 @@ public enum Daemon {
             bridge = try BridgeService(
                 supervisor: supervisor, connection: connection, logger: logger, workObserver: reclaimer.note(items:),
                 statusObserver: { status, station in notifier.status(statusLine(status, station)) },
-                completionTimeout: config.requestTimeout)
+                completionTimeout: config.requestTimeout, workgroupsEnabled: config.workgroupsEnabled)
             relay.connect(bridge)
             try await bridge.publish()
         } catch {

@@ -180,4 +180,30 @@ public struct ICWSRequest: Sendable {
         ICWSRequest(.put, "/interactions/conferences/\(ICWSClient.pathComponent(conferenceId))",
                     body: .object([("interactions", .array(ids.map { .string($0) }))]), accept: [200, 201, 202, 204])
     }
+
+    // MARK: Workgroups (contract v1.2)
+
+    /// `GET /configuration/users/{userId}?select=workgroups`: the user's workgroups.
+    public static func userWorkgroups(_ userId: String) -> ICWSRequest {
+        ICWSRequest(.get, "/configuration/users/\(ICWSClient.pathComponent(userId))?select=workgroups", accept: [200])
+    }
+
+    /// `GET /configuration/workgroups/{id}?select=isWrapUpActive,wrapUpCodes,wrapUpTimeout`.
+    public static func workgroupWrapUp(_ id: String) -> ICWSRequest {
+        ICWSRequest(.get, "/configuration/workgroups/\(ICWSClient.pathComponent(id))?select=isWrapUpActive,wrapUpCodes,wrapUpTimeout", accept: [200])
+    }
+
+    /// `GET /configuration/wrap-up-codes?select=label`: every code's label.
+    public static let wrapUpCodeLabels = ICWSRequest(.get, "/configuration/wrap-up-codes?select=label", accept: [200])
+
+    /// `GET /activations/users/{userId}`: the user's activations.
+    public static func userActivations(_ userId: String) -> ICWSRequest {
+        ICWSRequest(.get, "/activations/users/\(ICWSClient.pathComponent(userId))", accept: [200])
+    }
+
+    /// `PUT /activations/users/{userId}` naming one workgroup.
+    public static func setActivation(_ userId: String, workgroup: String, _ on: Bool) -> ICWSRequest {
+        ICWSRequest(.put, "/activations/users/\(ICWSClient.pathComponent(userId))",
+                    body: .object([("activations", .object([(workgroup, .bool(on))]))]), accept: [200, 201, 202, 204])
+    }
 }

@@ -18,6 +18,7 @@ extension SessionMachine {
         status.messagingMode = sse ? "sse" : "poll"
         status.lastError = ""
         status.features = s.features
+        status.sessionSerial = UInt64(sessionsEstablished)
         unitStates = Array(repeating: .idle, count: units.count)
         refreshSubscriptions()
         var live = Live(session: s, epoch: epoch, started: now, sse: sse, streamOpenedAt: now)
@@ -43,7 +44,7 @@ extension SessionMachine {
         live?.steps.removeFirst()
         switch next {
         case .unit(let i):
-            let request = units[i].request(configuration.subscriptions, l.session.userId)
+            let request = units[i].request(configuration.subscriptions, l.facts)
             var unsubscribe: String?
             if case .active(let path) = unitStates[i], path != request?.path { unsubscribe = path }
             if request == nil && unsubscribe == nil {

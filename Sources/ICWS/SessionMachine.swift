@@ -78,6 +78,9 @@ public struct SessionMachine: Sendable {
         case wake
         /// The answer of `GET /connection/station` asked for by `fetchStation`.
         case stationFetched(Epoch, Result<StationInformation, ICWSError>)
+        /// The user's workgroups as read on the session numbered `session`
+        /// (`SessionStatus.sessionSerial`): the units that depend on them are made again.
+        case workgroups(session: UInt64, [String])
     }
 
     public enum StationRequest: Sendable, Equatable {
@@ -152,6 +155,10 @@ public struct SessionMachine: Sendable {
         var stationRetry = Backoff(policy: BackoffPolicy())
         /// What the station timer does when it fires.
         var stationRetryFetches = false
+        /// The user's workgroups, as the bridge read them on this session.
+        var workgroups: [String] = []
+
+        var facts: SessionFacts { SessionFacts(userId: session.userId, workgroups: workgroups) }
     }
 
     enum Step: Equatable {
@@ -330,7 +337,7 @@ public struct SessionMachine: Sendable {
             live?.stepBusy = false
             switch result {
             case .success:
-                unitStates[index] = units[index].request(configuration.subscriptions, l.session.userId).map { .active(path: $0.path) } ?? .idle
+                unitStates[index] = units[index].request(configuration.subscriptions, l.facts).map { .active(path: $0.path) } ?? .idle
                 let madeAt = now
                 live?.unitMadeAt[index] = madeAt
                 refreshSubscriptions()
@@ -351,6 +358,16 @@ public struct SessionMachine: Sendable {
 
         case .requestFailed(let e, let error):
             _ = sessionFailed(error, epoch: e)
+
+        case .workgroups(let serial, let ids):
+            guard let l = live, serial == UInt64(sessionsEstablished), l.workgroups != ids else { return }
+            let before = units.map { $0.request(configuration.subscriptions, l.facts) }
+            live?.workgroups = ids
+            let facts = SessionFacts(userId: l.session.userId, workgroups: ids)
+            for i in units.indices where units[i].request(configuration.subscriptions, facts) != before[i] && !l.steps.contains(.unit(i)) {
+                live?.steps.append(.unit(i))
+            }
+            nextStep()
 
         case .timerFired(let t):
             timerFired(t)

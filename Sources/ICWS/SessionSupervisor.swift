@@ -15,6 +15,8 @@ public struct SessionStatus: Sendable, Equatable {
     public var features: [String: Int] = [:]
     /// Each subscription unit by name: 0 none, 1 normal, 2 suspended, 3 faulted.
     public var subscriptions: [String: UInt32] = [:]
+    /// Counts the sessions established (1 for the first); a new value is a new session.
+    public var sessionSerial: UInt64 = 0
     public init() {}
 }
 
@@ -185,6 +187,11 @@ public actor SessionSupervisor {
             if !Task.isCancelled { handle(.requestFailed(epoch, error)) }
             throw error
         }
+    }
+
+    /// The user's workgroups as read on session `session` (a later session ignores them).
+    public func setWorkgroups(_ ids: [String], session: UInt64) {
+        handle(.workgroups(session: session, ids))
     }
 
     // MARK: Running

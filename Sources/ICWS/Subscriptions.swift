@@ -12,12 +12,12 @@ public struct SubscriptionUnit: Sendable {
     public let restoreOrder: Int
     /// The `__type`s of the messages this subscription brings.
     public let consumes: Set<String>
-    /// The request for a configuration and the session's user id, or nil when none is wanted.
-    public let request: @Sendable (SubscriptionSettings, _ userId: String) -> SubscriptionRequest?
+    /// The request for a configuration and what the session knows, or nil when none is wanted.
+    public let request: @Sendable (SubscriptionSettings, SessionFacts) -> SubscriptionRequest?
 
     public init(
         name: String, restoreOrder: Int, consumes: Set<String>,
-        request: @escaping @Sendable (SubscriptionSettings, _ userId: String) -> SubscriptionRequest?
+        request: @escaping @Sendable (SubscriptionSettings, SessionFacts) -> SubscriptionRequest?
     ) {
         self.name = name
         self.restoreOrder = restoreOrder
@@ -31,8 +31,11 @@ public struct SubscriptionUnit: Sendable {
     /// again at once.
     public static let stationRestoreOrder = 100
 
-    /// The subscriptions of contract v1.
-    public static let standard: [SubscriptionUnit] = [
+    /// Every subscription the daemon keeps.
+    public static let standard: [SubscriptionUnit] = contract + workgroupUnits
+
+    /// The subscriptions of contract v1 and v1.1.
+    public static let contract: [SubscriptionUnit] = [
         SubscriptionUnit(
             name: "station", restoreOrder: 10, consumes: [ICWSMessage.TypeURN.stationConnectionStateChange]
         ) { _, _ in SubscriptionRequest(path: "connection/station") },
@@ -54,29 +57,49 @@ public struct SubscriptionUnit: Sendable {
         SubscriptionUnit(
             name: "interactions", restoreOrder: 30,
             consumes: [ICWSMessage.TypeURN.queueContents, ICWSMessage.TypeURN.queueSubscriptionState]
-        ) { settings, userId in
+        ) { settings, facts in
             guard let extra = settings.interactionAttributes else { return nil }
             var names = SubscriptionUnit.interactionAttributes
             for n in extra where !names.contains(where: { $0.lowercased() == n.lowercased() }) { names.append(n) }
             return SubscriptionRequest(
                 path: "queues/\(SubscriptionUnit.myInteractions)",
                 body: .object([
-                    ("queueIds", .array([.object([("queueType", .enumValue(QueueType.user)), ("queueName", .string(userId))])])),
+                    ("queueIds", .array([.object([("queueType", .enumValue(QueueType.user)), ("queueName", .string(facts.userId))])])),
                     ("attributeNames", .array(names.map { .string($0) })),
                 ]))
         },
-        SubscriptionUnit(name: "user-status", restoreOrder: 40, consumes: [ICWSMessage.TypeURN.userStatus]) { settings, userId in
+        SubscriptionUnit(name: "user-status", restoreOrder: 40, consumes: [ICWSMessage.TypeURN.userStatus]) { settings, facts in
             settings.status
-                ? SubscriptionRequest(path: "status/user-statuses", body: .object([("userIds", .array([.string(userId)]))])) : nil
+                ? SubscriptionRequest(path: "status/user-statuses", body: .object([("userIds", .array([.string(facts.userId)]))])) : nil
         },
         SubscriptionUnit(name: "status-messages", restoreOrder: 41, consumes: [ICWSMessage.TypeURN.statusMessages]) { settings, _ in
             settings.status ? SubscriptionRequest(path: "status/status-messages") : nil
         },
-        SubscriptionUnit(name: "status-access", restoreOrder: 42, consumes: [ICWSMessage.TypeURN.statusAccess]) { settings, userId in
+        SubscriptionUnit(name: "status-access", restoreOrder: 42, consumes: [ICWSMessage.TypeURN.statusAccess]) { settings, facts in
             settings.status
-                ? SubscriptionRequest(path: "status/status-messages-user-access", body: .object([("userIds", .array([.string(userId)]))])) : nil
+                ? SubscriptionRequest(path: "status/status-messages-user-access", body: .object([("userIds", .array([.string(facts.userId)]))])) : nil
         },
     ]
+
+    /// The subscriptions of contract v1.2: the activations of the user's
+    /// workgroups, and one statistic-values subscription with every key of
+    /// every workgroup (made again whenever the set of workgroups changes).
+    public static let workgroupUnits: [SubscriptionUnit] = [
+        SubscriptionUnit(name: "workgroups", restoreOrder: 50, consumes: [ICWSMessage.TypeURN.userActivation]) { settings, facts in
+            settings.workgroups
+                ? SubscriptionRequest(
+                    path: "activations/users/\(SubscriptionUnit.activations)",
+                    body: .object([("userId", .string(facts.userId)), ("workgroupIds", .array([.string("*")]))])) : nil
+        },
+        SubscriptionUnit(name: "statistics", restoreOrder: 300, consumes: [ICWSMessage.TypeURN.statisticValues]) { settings, facts in
+            guard settings.statistics, !facts.workgroups.isEmpty else { return nil }
+            let keys = facts.workgroups.flatMap(WorkgroupStatistic.keys(workgroup:))
+            return SubscriptionRequest(path: "statistics/statistic-values", body: .object([("statisticKeys", .array(keys.map(\.json)))]))
+        },
+    ]
+
+    /// The id of the activation subscription.
+    public static let activations = "icws-bridge-activations"
 
     /// The id of the subscription to the agent's own user queue.
     public static let myInteractions = "icws-bridge-my-interactions"
@@ -89,6 +112,19 @@ public struct SubscriptionUnit: Sendable {
         "Eic_WorkgroupName", "Eic_WrapUpCode", "Eic_AccountCode", "Eic_ConsultCallId", "Eic_ConsultCallSpeakTo",
         "Eic_ConsultingCallId", "Eic_RecordingsAutoResumeTime", "Eic_WrapupConnectionSegments",
     ]
+}
+
+/// What the session knows that a subscription's request may need.
+public struct SessionFacts: Sendable, Equatable {
+    /// The session's user id.
+    public var userId: String
+    /// The ids of the user's workgroups, once read (empty before).
+    public var workgroups: [String]
+
+    public init(userId: String, workgroups: [String] = []) {
+        self.userId = userId
+        self.workgroups = workgroups
+    }
 }
 
 /// A subscription as the server sees it: `PUT /messaging/subscriptions/{path}`

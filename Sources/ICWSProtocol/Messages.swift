@@ -408,6 +408,10 @@ public enum ICWSMessage: Sendable, Equatable {
     case statusMessages(StatusMessagesMessage)
     case statusAccess(StatusAccessMessage)
     case effectiveStationChange(EffectiveStationChangeMessage)
+    /// `userActivationMessage` (contract v1.2's workgroups).
+    case userActivation(UserActivationMessage)
+    /// `statisticValueMessage` (contract v1.2's workgroup figures).
+    case statisticValues(StatisticValueMessage)
     /// An unknown `__type`: never an error, the raw JSON goes on.
     case unknown(type: String, raw: JSONValue)
 
@@ -417,6 +421,7 @@ public enum ICWSMessage: Sendable, Equatable {
         switch self {
         case .users(let m): return max(1, m.added.count + m.changed.count + m.removed.count)
         case .interactionAlerting(let m): return max(1, m.details.count)
+        case .statisticValues(let m): return max(1, m.changes.count)
         default: return 1
         }
     }
@@ -434,6 +439,8 @@ public enum ICWSMessage: Sendable, Equatable {
         public static let statusMessages = "urn:inin.com:status:statusMessagesMessage"
         public static let statusAccess = "urn:inin.com:status:statusMessagesUserAccessMessage"
         public static let effectiveStationChange = "urn:inin.com:connection:effectiveStationChangeMessage"
+        public static let userActivation = "urn:inin.com:activations:userActivationMessage"
+        public static let statisticValues = "urn:inin.com:statistics:statisticValueMessage"
     }
 
     /// Decodes one message from its JSON text (one SSE `data:` or one poll element).
@@ -546,6 +553,10 @@ public enum ICWSMessage: Sendable, Equatable {
                     added: try decodeQueueInteractions(json["interactionsAdded"], field: "interactionsAdded"),
                     changed: try decodeQueueInteractions(json["interactionsChanged"], field: "interactionsChanged"),
                     removed: try decodeRemovedInteractions(json["interactionsRemoved"])))
+        case TypeURN.userActivation:
+            return .userActivation(try decodeUserActivation(json, isDelta: isDelta))
+        case TypeURN.statisticValues:
+            return .statisticValues(try decodeStatisticValues(json, isDelta: isDelta))
         default:
             return .unknown(type: type, raw: json)
         }

@@ -151,12 +151,18 @@ public struct SubscriptionSettings: Sendable, Equatable {
     public var interactionAttributes: [String]?
     /// The three status subscriptions (own status, the catalogue, own access).
     public var status: Bool
+    /// The activation subscription of the user's workgroups (contract v1.2).
+    public var workgroups: Bool
+    /// The statistic-values subscription of the workgroups' figures (contract v1.2).
+    public var statistics: Bool
 
     public init(
         alertingAttributeNames: [String] = ["Eic_RemoteName", "Eic_WorkgroupName"], users: UsersSubscription? = UsersSubscription(),
-        interactionAttributes: [String]? = nil, status: Bool = false
+        interactionAttributes: [String]? = nil, status: Bool = false, workgroups: Bool = false, statistics: Bool = false
     ) {
         self.status = status
+        self.workgroups = workgroups
+        self.statistics = statistics
         self.alertingAttributeNames = alertingAttributeNames
         self.users = users
         self.interactionAttributes = interactionAttributes

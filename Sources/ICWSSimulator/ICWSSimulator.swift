@@ -33,6 +33,10 @@ public struct SimulatorConfiguration: Sendable {
     public var seed: UInt64 = 1
     /// Serve HTTPS with this PEM certificate chain and private key (else plain HTTP).
     public var tls: (certificateChain: String, privateKey: String)?
+    /// The workgroups (contract v1.2's membership, wrap-up codes, activations, figures).
+    public var workgroups = SimWorkgroup.standard
+    /// Wrap-up code id → label.
+    public var wrapUpLabels = SimWorkgroup.standardLabels
 
     public init() {}
 }

@@ -44,6 +44,8 @@ struct CallState: Sendable {
     var trafficCall: (id: String, hangupAt: UInt64)?
     /// Consults, conferences and secure pauses (contract v1.2's side of the server).
     var work = CallWorkState()
+    /// Activations and queue figures of the workgroups.
+    var groups = WorkgroupSimState()
 }
 
 /// A change to a user's queue, as a delta carries it.
@@ -171,6 +173,7 @@ extension ICWSSimulator {
     /// Sets attributes and sends those whose value changed.
     func apply(_ values: [(name: String, value: String)], at i: Int, in c: inout CallState) {
         var changed: [(name: String, value: String)] = []
+        let oldState = c.interactions[i].state
         for (name, value) in values where c.interactions[i][name] != value {
             c.interactions[i][name] = value
             changed.append((name: name, value: value))
@@ -178,6 +181,7 @@ extension ICWSSimulator {
         if !changed.isEmpty {
             sendQueueChange(.changed(id: c.interactions[i].id, attributes: changed), user: c.interactions[i].user)
         }
+        if c.interactions[i].state != oldState { acdCallStateChanged(c.interactions[i], from: oldState, in: &c) }
     }
 
     /// Disconnects (state I or E) and removes the interaction a moment later.

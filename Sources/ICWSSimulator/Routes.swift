@@ -306,6 +306,7 @@ extension ICWSSimulator {
             if let response = statusRoute(method, session: session, rest: rest, body: body) { return response }
             let segments = rest.split(separator: "/").map(String.init)
             if let response = callWorkRoute(method, session: session, segments: segments, body: body) { return response }
+            if let response = workgroupRoute(method, session: session, rest: rest, body: body) { return response }
             if method == .post, segments.first?.lowercased() == "interactions" {
                 if segments.count == 1 { return createCall(session, body: body) }
                 if segments.count == 3 {
@@ -523,6 +524,39 @@ extension ICWSSimulator {
             guard let id = body?["interactionId"]?.stringValue else { return json(.badRequest, ["error": "need interactionId"]) }
             guard interaction(id) != nil else { return json(.notFound, ["error": "no such interaction"]) }
             remoteHangup(id)
+            return json(.ok, ["ok": true])
+        case (.post, "queue-call"):
+            guard let wg = body?["workgroup"]?.stringValue else { return json(.badRequest, ["error": "need workgroup"]) }
+            return json(.ok, ["interactionId": .string(queueCall(workgroup: wg, user: body?["user"]?.stringValue ?? "agent"))])
+        case (.post, "activation"):
+            guard let wg = body?["workgroup"]?.stringValue, let on = body?["activated"]?.boolValue else {
+                return json(.badRequest, ["error": "need workgroup and activated"])
+            }
+            setActivation(wg, on, user: body?["user"]?.stringValue ?? "agent")
+            return json(.ok, ["ok": true])
+        case (.post, "drop-consult"):
+            guard let id = body?["consultId"]?.stringValue else { return json(.badRequest, ["error": "need consultId"]) }
+            dropConsultLeg(id)
+            return json(.ok, ["ok": true])
+        case (.post, "call-options"):
+            // {"wrapUpStatus":200, "consultLeg":"afterReply", "markConsult":false, "speakToBoth":"all",
+            //  "parentNaming":"conferenceId", "conferenceIdIsParentRow":true, "autoDisconnectLast":false,
+            //  "defaultPauseSeconds":60, "untilResumedValue":"", "statisticsFirstIsDelta":false, "activationForbidden":true}
+            setCallWorkOptions { o in
+                if let v = body?["wrapUpStatus"]?.intValue, (200...299).contains(v) { o.wrapUpStatus = Int(v) }
+                if let v = body?["consultLeg"]?.stringValue.flatMap(CallWorkOptions.LegTiming.init(rawValue:)) { o.consultLeg = v }
+                if let v = body?["markConsult"]?.boolValue { o.markConsult = v }
+                if let v = body?["speakToBoth"]?.stringValue { o.speakToBoth = v }
+                if let v = body?["parentNaming"]?.stringValue.flatMap(CallWorkOptions.ParentNaming.init(rawValue:)) { o.parentNaming = v }
+                if let v = body?["conferenceIdIsParentRow"]?.boolValue { o.conferenceIdIsParentRow = v }
+                if let v = body?["autoDisconnectLast"]?.boolValue { o.autoDisconnectLast = v }
+                if let v = body?["defaultPauseSeconds"]?.intValue, (1...86_400).contains(v) { o.defaultPauseSeconds = Int(v) }
+                if let v = body?["untilResumedValue"]?.stringValue { o.untilResumedValue = v }
+            }
+            setStatisticsOptions { o in
+                if let v = body?["statisticsFirstIsDelta"]?.boolValue { o.firstIsDelta = v }
+                if let v = body?["activationForbidden"]?.boolValue { o.activationForbidden = v }
+            }
             return json(.ok, ["ok": true])
         case (.post, "stop-alert"):
             stopAlerting(body?["interactionId"]?.stringValue)

@@ -101,6 +101,10 @@ final class SimSession: Sendable {
         var statusMessagesSubscribed = false
         /// `status/status-messages-user-access`: the user ids watched (nil: no subscription).
         var statusAccessUserIds: [String]?
+        /// `activations/users/{id}`: its id and user.
+        var activationSubscription: (id: String, userId: String)?
+        /// `statistics/statistic-values`: the keys (nil: no subscription).
+        var statisticKeys: [StatisticKey]?
         /// Bumped to end the streams of this session.
         var streamGeneration = 0
         var openStreams = 0

@@ -448,6 +448,14 @@ extension ICWSSimulator {
                         guard m.statusAccessUserIds != nil else { return [] }
                         m.statusAccessUserIds = nil
                         return [name]
+                    case ["statistics", "statistic-values"]:
+                        guard m.statisticKeys != nil else { return [] }
+                        m.statisticKeys = nil
+                        return ["statistics/statistic-values"]
+                    case _ where lower.count >= 2 && lower[0] == "activations" && lower[1] == "users":
+                        guard let sub = m.activationSubscription else { return [] }
+                        m.activationSubscription = nil
+                        return [sub.id]
                     default:
                         return []
                     }

@@ -65,6 +65,11 @@ struct BridgeClient {
         try await first(call("org.freedesktop.DBus.Properties", "GetAll", [.string(interface)]))
     }
 
+    /// The user's workgroup objects (ObjectManager), path and properties.
+    func workgroupObjects() async throws -> [(path: String, properties: DBusValue)] {
+        BridgeNames.workgroupObjects(inManagedObjects: try first(await call(BridgeNames.objectManager, "GetManagedObjects")))
+    }
+
     /// The agent's interaction objects (ObjectManager), path and properties.
     func interactionObjects() async throws -> [(path: String, properties: DBusValue)] {
         BridgeNames.interactionObjects(inManagedObjects: try first(await call(BridgeNames.objectManager, "GetManagedObjects")))
@@ -152,7 +157,8 @@ struct IcwsBridgectl: AsyncParsableCommand {
         subcommands: [
             Status.self, Connect.self, Disconnect.self, Ready.self, NotReady.self, Monitor.self, Users.self, Reconnect.self, Logout.self,
             SipCredentials.self, Statuses.self, SetStatus.self, Calls.self, Answer.self, Hangup.self, Hold.self, Mute.self, Digits.self, Transfer.self, Voicemail.self,
-            Dial.self,
+            Dial.self, WrapUp.self, AccountCode.self, Consult.self, SpeakTo.self, CompleteTransfer.self, CancelConsult.self,
+            ConferenceCommand.self, PauseRecording.self, ResumeRecording.self, Workgroups.self, Activate.self,
         ],
         defaultSubcommand: Status.self)
 }

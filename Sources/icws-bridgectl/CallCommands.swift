@@ -141,10 +141,12 @@ struct Dial: BridgeCommand {
     static let configuration = CommandConfiguration(abstract: "Make a call; prints the new interaction's object path.")
     @OptionGroup var options: BusOptions
     @Argument(help: "The number (or user, or queue) to call.") var target: String
-    @Option(help: "Dial on behalf of this workgroup.") var workgroup: String?
+    @Option(help: "Dial on behalf of this workgroup.", completion: LiveValues.workgroupIds) var workgroup: String?
+    @Option(help: "Charge the call to this account code (1 to 50 digits).") var accountCode: String?
     func run(_ client: BridgeClient) async throws {
         var opts: [(String, DBusValue)] = []
         if let workgroup { opts.append(("workgroup", .string(workgroup))) }
+        if let accountCode { opts.append(("accountCode", .string(accountCode))) }
         let path = try await client.typed { c throws(BusError) in try await c.interactions.dial(target, .vardict(opts), timeout: c.timeout) }
         print(path)
     }

@@ -17,6 +17,26 @@ enum LiveValues {
         }.filter { $0.hasPrefix(prefix) }
     }
 
+    static let workgroupIds = CompletionKind.custom { words, _, prefix in
+        await ask(words) { client in
+            try await client.workgroupObjects().compactMap { $0.properties["Id"]?.stringValue }
+        }.filter { $0.hasPrefix(prefix) }
+    }
+
+    /// The codes of the workgroup of the interaction named before the code (`wrapup ID <TAB>`).
+    static let wrapUpCodes = CompletionKind.custom { words, index, prefix in
+        await ask(words) { client in
+            let args = words.prefix(Int(index)).filter { !$0.hasPrefix("-") }
+            guard let id = args.last, let path = BridgeNames.interactionPath(id) else { return [] }
+            let workgroup = try await client.interaction(path).workgroup(timeout: client.timeout)
+            let group = try await client.workgroupObjects().first { $0.properties["Id"]?.stringValue?.lowercased() == workgroup.lowercased() }
+            return (group?.properties["WrapUpCodes"]?.arrayElements ?? []).compactMap { c in
+                guard case .structure(let f) = c, let code = f.first?.stringValue else { return nil }
+                return code
+            }
+        }.filter { $0.hasPrefix(prefix) }
+    }
+
     static let statusIds = CompletionKind.custom { words, _, prefix in
         await ask(words) { client in
             let agent = try await client.properties(BridgeNames.status)

@@ -114,12 +114,24 @@ struct MonitorLine {
             let props = (a[1].dictEntries ?? []).filter { verbose || $0.0 != "Attributes" }
             return "call \(Call.id(fromPath: path)) " + props.map { "\($0.0)=\($0.0 == "Attributes" ? value($0.1) : Call.describe($0))" }.joined(separator: " ")
                 + invalidated(a)
+        case "PropertiesChanged" where a.count >= 2 && a[0].stringValue == BridgeNames.workgroup:
+            // One short line: the workgroup and what changed (figures as `workgroups` shows them).
+            let id = path.hasPrefix(BridgeNames.workgroupPrefix) ? String(path.dropFirst(BridgeNames.workgroupPrefix.count)) : path
+            let props = (a[1].dictEntries ?? []).map { p -> String in
+                if p.0 == "Statistics", !verbose { return WorkgroupLine.figures(p.1).isEmpty ? "(no figures)" : WorkgroupLine.figures(p.1) }
+                return "\(p.0)=\(value(p.1))"
+            }
+            return "workgroup \(id) " + props.joined(separator: " ") + invalidated(a)
         case "PropertiesChanged" where a.count >= 2:
             let iface = (a[0].stringValue ?? "").split(separator: ".").last.map(String.init) ?? ""
             return "\(iface) " + (a[1].dictEntries ?? []).map { "\($0.0)=\(value($0.1))" }.joined(separator: " ") + invalidated(a)
+        case "InterfacesAdded" where a.count == 2 && a[1][BridgeNames.workgroup] != nil:
+            return "+ " + WorkgroupLine(properties: a[1][BridgeNames.workgroup] ?? .vardict([])).line
         case "InterfacesAdded" where a.count == 2:
             let props = a[1][BridgeNames.interaction] ?? .vardict([])
             return "+ " + Call(path: a[0].stringValue ?? "", properties: props).line
+        case "InterfacesRemoved" where a.count == 2 && (a[0].stringValue ?? "").hasPrefix(BridgeNames.workgroupPrefix):
+            return "- workgroup \(String((a[0].stringValue ?? "").dropFirst(BridgeNames.workgroupPrefix.count)))"
         case "InterfacesRemoved" where a.count == 2:
             return "- call \(Call.id(fromPath: a[0].stringValue ?? ""))"
         default:

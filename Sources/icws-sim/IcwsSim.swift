@@ -70,6 +70,13 @@ struct IcwsSim: AsyncParsableCommand {
               POST /sim/status-access {"user": "agent", "statusIds": ["Available", ...]}
                                                                   replace the statuses a user may select
               POST /sim/effective-station {"user": "agent"}       send effectiveStationChangeMessage
+              POST /sim/queue-call {"workgroup": "Sales"}         an ACD call waits in Sales (its figures move)
+              POST /sim/activation {"workgroup": "Sales", "activated": false}   an administrator's change
+              POST /sim/drop-consult {"consultId": "consult-1"}  the consulted party hangs up
+              POST /sim/call-options {...}   how open points of part three are answered: wrapUpStatus
+                   (201|200), consultLeg (beforeReply|afterReply|never), markConsult, speakToBoth,
+                   parentNaming (parentRow|conferenceId), conferenceIdIsParentRow, autoDisconnectLast,
+                   defaultPauseSeconds, untilResumedValue, statisticsFirstIsDelta, activationForbidden
               POST /sim/emit {any ICWS message}                   queue it to every session
               POST /sim/traffic {"count": N}                      N random traffic events
               GET  /sim/state                                     sessions, subscriptions, counters

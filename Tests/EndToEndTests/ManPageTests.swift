@@ -18,7 +18,7 @@ import TestSupport
         #expect(conf.contains(".Dt ICWS-BRIDGE.CONF 5") && !conf.contains("@KEYS@") && !conf.contains("@DATE@"))
         // The command pages come from the commands (their subcommands and options).
         let ctl = try page("man1/icws-bridgectl.1")
-        for word in ["set-status", "monitor", "Fl v , -verbose", "answer", "dial"] { #expect(ctl.contains(word), "icws-bridgectl(1) lacks \(word)") }
+        for word in ["set-status", "monitor", "Fl v , -verbose", "answer", "dial", "wrapup", "consult", "pause-recording", "workgroups", "activate"] { #expect(ctl.contains(word), "icws-bridgectl(1) lacks \(word)") }
         #expect(try page("man8/icws-bridged.8").contains(".Dt ICWS-BRIDGED 8"))
         #expect(try page("man8/icws-bridged.8").contains("Fl -check-config"))
         #expect(try page("man1/icws-bridge-notify.1").contains("Fl -notifications-bus"))

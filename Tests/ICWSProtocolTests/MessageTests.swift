@@ -143,3 +143,51 @@ import Testing
         #expect(a.alternateHosts == ["cic2"])
     }
 }
+
+/// Contract v1.2's two messages: activations and statistic values (P3.E).
+@Suite struct WorkgroupMessageTests {
+    @Test func activationMessages() throws {
+        let m = try ICWSMessage.decode(text: Array(#"{"__type":"urn:inin.com:activations:userActivationMessage","isDelta":true,"subscriptionId":"s","userId":"agent","activationsChanged":{"Sales":false,"Support":true}}"#.utf8))
+        #expect(m == .userActivation(UserActivationMessage(isDelta: true, subscriptionId: "s", userId: "agent", activationsChanged: [.init("Sales", false), .init("Support", true)])))
+        #expect(throws: MessageDecodeError.self) {
+            try ICWSMessage.decode(text: Array(#"{"__type":"urn:inin.com:activations:userActivationMessage","activationsChanged":{"Sales":"yes"}}"#.utf8))
+        }
+    }
+
+    /// Each value type as part three lists it; a value of the wrong type or
+    /// of an unknown type never fails the message.
+    @Test func statisticValues() throws {
+        let text = #"""
+            {"__type":"urn:inin.com:statistics:statisticValueMessage","isDelta":true,"statisticValueChanges":[
+             {"statisticKey":{"statisticIdentifier":"inin.workgroup:InteractionsWaiting","parameterValueItems":[{"parameterTypeId":"ININ.People.WorkgroupStats:Workgroup","value":"Sales"}]},"statisticValue":{"__type":"urn:inin.com:statistics:statisticIntValue","statisticValueType":0,"value":4}},
+             {"statisticKey":{"statisticIdentifier":"inin.workgroup:LongestWaitTime","parameterValueItems":[{"parameterTypeId":"ININ.People.WorkgroupStats:Workgroup","value":"Sales"}]},"statisticValue":null},
+             {"statisticKey":{"statisticIdentifier":"a","parameterValueItems":[]},"statisticValue":{"__type":"urn:inin.com:statistics:statisticTimeDurationValue","value":"20160622T102319Z"}},
+             {"statisticKey":{"statisticIdentifier":"b","parameterValueItems":[]},"statisticValue":{"statisticValueType":9,"value":62.5}},
+             {"statisticKey":{"statisticIdentifier":"c","parameterValueItems":[]},"statisticValue":{"statisticValueType":12,"value":2}},
+             {"statisticKey":{"statisticIdentifier":"d","parameterValueItems":[]},"statisticValue":{"statisticValueType":0,"value":"four"}},
+             {"statisticKey":{"statisticIdentifier":"e","parameterValueItems":[]},"statisticValue":{"__type":"urn:inin.com:statistics:somethingNew","value":1}},
+             {"statisticKey":{"statisticIdentifier":"f","parameterValueItems":[]},"statisticValue":[1,2]}
+            ]}
+            """#
+        guard case .statisticValues(let m) = try ICWSMessage.decode(text: Array(text.utf8)) else {
+            Issue.record("not a statistics message")
+            return
+        }
+        #expect(m.isDelta && m.changes.count == 8)
+        #expect(m.changes[0].value == .int(4) && WorkgroupStatistic(key: m.changes[0].key) == .interactionsWaiting)
+        #expect(m.changes[0].key.parameter(WorkgroupStatistic.workgroupParameter) == "Sales")
+        #expect(m.changes[1].value == nil)
+        #expect(m.changes[2].value == .timestamp("20160622T102319Z", counting: true))
+        #expect(m.changes[3].value == .percent(62.5))
+        #expect(m.changes[4].value == .error(2))
+        for i in 5...7 {
+            guard case .unreadable = m.changes[i].value else {
+                Issue.record("change \(i): \(String(describing: m.changes[i].value))")
+                continue
+            }
+        }
+        // A key without its interval is not the shift figure.
+        #expect(WorkgroupStatistic(key: StatisticKey("inin.workgroup:InteractionsAnswered", [.init(WorkgroupStatistic.workgroupParameter, "Sales")])) == nil)
+        #expect(WorkgroupStatistic(key: WorkgroupStatistic.answeredThisShift.key(workgroup: "Sales")) == .answeredThisShift)
+    }
+}

@@ -134,4 +134,45 @@ import Testing
         // u = 0 is the start; the falling part runs from the ceiling (small u) down to the 1 s floor (u near 1).
         #expect(delays.count == 3 && delays[0] < 0.1 && delays[1] > 3 && delays[2] > 3 && delays.allSatisfy { $0 <= 10 }, "\(delays)")
     }
+
+    /// The statistics unit waits for the user's workgroups, is PUT whole when
+    /// they change, dropped when there are none, and a list from an ended
+    /// session changes nothing.
+    @Test func theStatisticsUnitFollowsTheWorkgroups() throws {
+        var w = Walk(seed: 31)
+        var c = w.machine.configuration
+        c.subscriptions.workgroups = true
+        c.subscriptions.statistics = true
+        w.send(.configure(c))
+        w.send(.start)
+        w.answerLogin(success: true)
+        w.answerSubscriptionsAndStation()
+        let live = try #require(w.machine.current)
+        let serial = w.machine.status.sessionSerial
+        let statistics = try #require(w.machine.units.firstIndex { $0.name == "statistics" })
+        #expect(w.machine.status.subscriptions["statistics"] == 0, "nothing to ask for before the workgroups are known")
+        #expect(w.machine.status.subscriptions["workgroups"] == 1)
+        func subscribes(_ actions: [SessionMachine.Action]) -> [(unit: Int, unsubscribe: String?, request: SubscriptionRequest?)] {
+            actions.compactMap { a in
+                if case .subscribe(_, _, let unit, let unsubscribe, let request) = a { return (unit, unsubscribe, request) }
+                return nil
+            }
+        }
+        let made = subscribes(w.machine.handle(.workgroups(session: serial, ["Sales", "Support"]), now: w.now, unit: 0.5))
+        #expect(made.count == 1 && made.first?.unit == statistics)
+        let keys = made.first?.request?.body?["statisticKeys"]?.arrayValue ?? []
+        #expect(keys.count == 14 && made.first?.request?.path == "statistics/statistic-values")
+        _ = w.machine.handle(.subscriptionAnswered(live.epoch, unit: statistics, .success(())), now: w.now, unit: 0.5)
+        #expect(w.machine.status.subscriptions["statistics"] == 1)
+        // The same list again: nothing; an older session's list: nothing.
+        #expect(subscribes(w.machine.handle(.workgroups(session: serial, ["Sales", "Support"]), now: w.now, unit: 0.5)).isEmpty)
+        #expect(subscribes(w.machine.handle(.workgroups(session: serial - 1, ["Other"]), now: w.now, unit: 0.5)).isEmpty)
+        // One workgroup less: PUT whole again.
+        let again = subscribes(w.machine.handle(.workgroups(session: serial, ["Sales"]), now: w.now, unit: 0.5))
+        #expect(again.first?.request?.body?["statisticKeys"]?.arrayValue?.count == 7 && again.first?.unsubscribe == nil)
+        _ = w.machine.handle(.subscriptionAnswered(live.epoch, unit: statistics, .success(())), now: w.now, unit: 0.5)
+        // None left: the subscription is dropped.
+        let dropped = subscribes(w.machine.handle(.workgroups(session: serial, []), now: w.now, unit: 0.5))
+        #expect(dropped.first?.request == nil && dropped.first?.unsubscribe == "statistics/statistic-values")
+    }
 }
