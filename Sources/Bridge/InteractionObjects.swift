@@ -31,8 +31,8 @@ final class InteractionObjects: Sendable {
             return .init(consultId: consults[id]?.consultId, parentKnown: parent.map { !$0.isEmpty && cache[$0] != nil } ?? false)
         }
 
-        func properties(_ id: String) -> [(PropertySpec, DBusValue)]? {
-            cache[id].map { ContractMaps.interactionProperties($0, context(id)) }
+        func properties(_ id: String, attributes: Bool = true) -> [(PropertySpec, DBusValue)]? {
+            cache[id].map { ContractMaps.interactionProperties($0, context(id), attributes: attributes) }
         }
 
         /// The interactions whose properties may change when `named` change:
@@ -142,7 +142,9 @@ final class InteractionObjects: Sendable {
     /// An interaction object's properties, rendered from its cache entry when read.
     private func reader(_ id: String) -> BusObject.PropertyReader {
         { [weak self] interface, name in
-            guard interface == BridgeNames.interaction, let p = self?.state.withLock({ $0.properties(id) }) else { return nil }
+            guard interface == BridgeNames.interaction,
+                let p = self?.state.withLock({ $0.properties(id, attributes: name == Contract.Interaction.attributes.name) })
+            else { return nil }
             return Rendered.value(p, interface, name)
         }
     }
@@ -275,7 +277,7 @@ final class InteractionObjects: Sendable {
 
     /// The interaction's `ConsultId`, or `NoConsult`.
     func consultId(_ id: String) throws(BusError) -> String {
-        let consult = state.withLock { s in s.properties(id).flatMap { Rendered.value($0, BridgeNames.interaction, "ConsultId")?.stringValue } }
+        let consult = state.withLock { s in s.properties(id, attributes: false).flatMap { Rendered.value($0, BridgeNames.interaction, "ConsultId")?.stringValue } }
         guard let consult, !consult.isEmpty else { throw Self.noConsult }
         return consult
     }

@@ -389,14 +389,17 @@ extension ContractMaps {
         }
     }
 
-    public static func interactionProperties(_ e: InteractionEntry, _ context: InteractionContext = .init()) -> [(PropertySpec, DBusValue)] {
+    /// `attributes: false` leaves out `Attributes` (the costly one) for a reader that asks for another property.
+    public static func interactionProperties(
+        _ e: InteractionEntry, _ context: InteractionContext = .init(), attributes: Bool = true
+    ) -> [(PropertySpec, DBusValue)] {
         typealias P = Contract.Interaction
         var budget = EntryBudget()
         func text(_ name: String) -> String { budget.string(e[name] ?? "") }
         let code = e["Eic_State"] ?? ""
         let consult = e["Eic_ConsultCallId"].flatMap { $0.isEmpty ? nil : $0 } ?? context.consultId ?? ""
         let parent = context.parentKnown ? e.conferenceParentId.flatMap(BridgeNames.interactionPath) ?? "/" : "/"
-        return [
+        var out = [
             P.Values.id(budget.string(e.id)), P.Values.type(text("Eic_ObjectType")), P.Values.state(InteractionState(code: code).rawValue),
             P.Values.stateCode(budget.string(code)), P.Values.direction(CallDirection(code: e["Eic_CallDirection"]).rawValue), P.Values.remoteName(text("Eic_RemoteName")),
             P.Values.remoteAddress(text("Eic_RemoteAddress")), P.Values.muted(e["Eic_Muted"] == "1"),
@@ -405,9 +408,10 @@ extension ContractMaps {
             P.Values.workgroup(text("Eic_WorkgroupName")), P.Values.wrapUpCode(text("Eic_WrapUpCode")), P.Values.accountCode(text("Eic_AccountCode")),
             P.Values.consultId(budget.string(consult)), P.Values.consultSpeakTo(text("Eic_ConsultCallSpeakTo")),
             P.Values.conferenceParent(parent), P.Values.recordingResumesAt(text("Eic_RecordingsAutoResumeTime")),
-            // Last: what is left of the entry's budget.
-            P.Values.attributes(e.attributes.map { ($0.0, budget.string($0.1)) }),
         ]
+        // Last: what is left of the entry's budget.
+        if attributes { out.append(P.Values.attributes(e.attributes.map { ($0.0, budget.string($0.1)) })) }
+        return out
     }
 }
 
