@@ -150,7 +150,9 @@ final class WorkgroupObjects: Sendable {
     /// (the network, a timeout, a 5xx), until it succeeds or the session
     /// changes; nil when it cannot succeed on this session.
     private func fetch(_ request: ICWSRequest, session: UInt64, what: String) async -> JSONValue?? {
-        var attempt = 0
+        // The session's own backoff (full jitter, 1 s to 60 s) and the daemon's quiet sleep.
+        var backoff = Backoff(policy: BackoffPolicy())
+        let start = ContinuousClock.now
         while !Task.isCancelled, state.withLock({ $0.session == session }) {
             do throws(ICWSError) {
                 return .some(try await supervisor.request(request))
@@ -162,13 +164,11 @@ final class WorkgroupObjects: Sendable {
                     return .some(nil)
                 default: break
                 }
-                attempt += 1
-                let ceiling = min(60.0, 0.5 * Double(1 << min(attempt, 8)))
-                let delay = Double.random(in: max(1.0, ceiling / 2)...max(1.0, ceiling))
+                let delay = backoff.next(now: ContinuousClock.now - start, unit: Double.random(in: 0..<1))
                 logger.warning("workgroup information failed; trying again", metadata: [
-                    "icws.what": "\(what)", "icws.error": "\(error.httpText)", "icws.retry_in": "\(Int(delay * 10) / 10).\(Int(delay * 10) % 10)s",
+                    "icws.what": "\(what)", "icws.error": "\(error.httpText)", "icws.retry_in": "\(delay)",
                 ])
-                try? await Task.sleep(for: .seconds(delay))
+                do { try await loopSleep(for: delay) } catch { return nil }
             }
         }
         return nil

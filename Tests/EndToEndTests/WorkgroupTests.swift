@@ -226,4 +226,21 @@ import TestSupport
         recorder.close()
         await rig.stop()
     }
+
+    /// A membership read that fails with 500 is tried again with the backoff until it succeeds.
+    @Test func aFailedReadIsTriedAgainUntilItSucceeds() async throws {
+        let sim = try await startSimulator { _ in }
+        sim.inject(.failRequests(method: "GET", pathContains: "configuration/users/agent", status: 500, count: 2,
+                                 body: .icws(errorId: "error.server.internal", message: "boom")))
+        let rig = try await DaemonRig.start(sim: sim)
+        let recorder = try await SignalRecorder(address: rig.bus.address)
+        try await eventually("read at the third try", timeout: .seconds(20)) {
+            try await get(rig, sales, "Name") == "s \"Sales Team\""
+        }
+        let reads = rig.sim.requests.filter { $0.method == "GET" && $0.path.contains("/configuration/users/agent") }
+        #expect(reads.map(\.status) == [500, 500, 200], "\(reads.map(\.status))")
+        #expect(rig.log.contains("workgroup information failed; trying again"))
+        recorder.close()
+        await rig.stop()
+    }
 }
